@@ -1,0 +1,1 @@
+"""Applications whose candidates become R&S systems (imported as rands.applications)."""

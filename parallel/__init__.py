@@ -1,0 +1,1 @@
+"""Execution backends: serial, local processes, MPI (imported as rands.parallel)."""

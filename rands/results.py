@@ -1,0 +1,83 @@
+"""The result record of a selection: plain data, JSON-serialisable."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class SelectionResult:
+    """Outcome of one selection run.
+
+    best : selected system (0-based). total_samples : samples simulated.
+    sample_sizes, means : per system (means nan where unsampled).
+    wall_time : seconds. trace : per-stage records. accounting : simulation
+    time, utilization per rank/worker. extras : procedure-specific outputs.
+    """
+
+    best: int
+    total_samples: int
+    sample_sizes: np.ndarray
+    means: np.ndarray
+    wall_time: float
+    procedure: str
+    params: dict[str, Any]
+    seed: Any
+    problem: dict[str, Any] = field(default_factory=dict)
+    guarantee: str = ""
+    best_label: str = ""
+    trace: list[dict] = field(default_factory=list)
+    accounting: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_mean(self) -> float:
+        return float(self.means[self.best])
+
+    def to_dict(self) -> dict[str, Any]:
+        means = [None if not np.isfinite(m) else float(m) for m in self.means]
+        return {
+            "best": int(self.best), "best_label": self.best_label,
+            "best_mean": None if means[self.best] is None else means[self.best],
+            "total_samples": int(self.total_samples),
+            "sample_sizes": [int(n) for n in self.sample_sizes], "means": means,
+            "wall_time": float(self.wall_time), "procedure": self.procedure,
+            "params": _jsonable(self.params), "seed": _jsonable(self.seed),
+            "problem": _jsonable(self.problem), "guarantee": self.guarantee,
+            "trace": _jsonable(self.trace), "accounting": _jsonable(self.accounting),
+            "extras": _jsonable(self.extras),
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SelectionResult":
+        means = np.array([np.nan if m is None else m for m in d["means"]], dtype=float)
+        return cls(best=int(d["best"]), total_samples=int(d["total_samples"]),
+                   sample_sizes=np.asarray(d["sample_sizes"], dtype=np.int64), means=means,
+                   wall_time=float(d["wall_time"]), procedure=d["procedure"], params=d["params"],
+                   seed=d["seed"], problem=d.get("problem", {}), guarantee=d.get("guarantee", ""),
+                   best_label=d.get("best_label", ""), trace=d.get("trace", []),
+                   accounting=d.get("accounting", {}), extras=d.get("extras", {}))
+
+    def summary(self) -> str:
+        return (f"{self.procedure}: best system {self.best} ({self.best_label}) with estimated mean "
+                f"{self.best_mean:.6g} from {self.total_samples} samples in {self.wall_time:.2f} s")
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
