@@ -1,0 +1,98 @@
+"""Validation harness: PCS, PGS and sample sizes by macroreplication.
+
+Macroreplication m of seed s runs with seed (s, m), so the runs are
+independent and any one of them can be rerun alone. Intervals are Wilson 95%.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from .errors import ParameterError, check_int
+from .selection import resolve_problem, resolve_procedure, select
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion."""
+    if trials <= 0:
+        return (0.0, 1.0)
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / trials
+    den = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / den
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class ValidationResult:
+    """PCS/PGS estimates over macroreplications (Wilson 95% intervals)."""
+
+    procedure: str
+    params: dict[str, Any]
+    problem: dict[str, Any]
+    macroreps: int
+    pcs: float
+    pcs_ci: tuple[float, float]
+    pgs: float
+    pgs_ci: tuple[float, float]
+    mean_samples: float
+    sd_samples: float
+    mean_wall_time: float
+    delta: float
+    selected: np.ndarray = field(repr=False)
+    samples: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"procedure": self.procedure, "params": self.params, "problem": self.problem,
+                "macroreps": self.macroreps, "pcs": self.pcs, "pcs_ci": list(self.pcs_ci),
+                "pgs": self.pgs, "pgs_ci": list(self.pgs_ci), "mean_samples": self.mean_samples,
+                "sd_samples": self.sd_samples, "mean_wall_time": self.mean_wall_time,
+                "delta": self.delta}
+
+    def row(self) -> str:
+        return (f"{self.procedure:8s} PCS {self.pcs:.3f} [{self.pcs_ci[0]:.3f}, {self.pcs_ci[1]:.3f}]  "
+                f"PGS {self.pgs:.3f}  samples {self.mean_samples:.1f} +- {self.sd_samples:.1f}")
+
+
+def validate(problem, procedure, *, macroreps: int, seed, problem_params: dict | None = None,
+             delta: float | None = None, executor=None, **params) -> ValidationResult:
+    """Run ``procedure`` on a known-truth ``problem`` ``macroreps`` times.
+
+    PCS: the selected system has the largest true mean. PGS: its true mean is
+    within ``delta`` of the largest (``delta`` defaults to the procedure's
+    delta, else the problem's). Returns a :class:`ValidationResult`.
+    """
+    macroreps = check_int("macroreps", macroreps, low=1)
+    prob = resolve_problem(problem, problem_params)
+    proc = resolve_procedure(procedure, params)
+    if prob.true_means is None:
+        raise ParameterError(f"problem {prob.name!r} has no true_means; validation needs known truth")
+    mu = np.asarray(prob.true_means)
+    if delta is None:
+        delta = getattr(proc, "delta", None) or getattr(prob, "delta", None)
+    if delta is None:
+        raise ParameterError("delta is needed for PGS: pass delta=...")
+    best_true = np.flatnonzero(mu == mu.max())
+    good = mu >= mu.max() - float(delta)
+    base = seed if isinstance(seed, (tuple, list)) else (seed,)
+    selected = np.empty(macroreps, dtype=np.int64)
+    samples = np.empty(macroreps, dtype=np.int64)
+    wall = 0.0
+    for m in range(macroreps):
+        r = select(prob, proc, seed=(*base, m), executor=executor)
+        selected[m] = r.best
+        samples[m] = r.total_samples
+        wall += r.wall_time
+    correct = int(np.isin(selected, best_true).sum())
+    good_sel = int(good[selected].sum())
+    return ValidationResult(
+        procedure=proc.name, params=proc.get_params(), problem=prob.spec() if prob.k <= 100 else
+        {"name": prob.name, "k": prob.k}, macroreps=macroreps, pcs=correct / macroreps,
+        pcs_ci=wilson_interval(correct, macroreps), pgs=good_sel / macroreps,
+        pgs_ci=wilson_interval(good_sel, macroreps), mean_samples=float(samples.mean()),
+        sd_samples=float(samples.std(ddof=1)) if macroreps > 1 else 0.0,
+        mean_wall_time=wall / macroreps, delta=float(delta), selected=selected, samples=samples)
