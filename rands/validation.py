@@ -63,7 +63,8 @@ def validate(problem, procedure, *, macroreps: int, seed, problem_params: dict |
     """Run ``procedure`` on a known-truth ``problem`` ``macroreps`` times.
 
     PCS: the selected system has the largest true mean. PGS: its true mean is
-    within ``delta`` of the largest (``delta`` defaults to the procedure's
+    strictly within ``delta`` of the largest (mu_i > mu_max - delta; strict so
+    that PGS is not trivially 1 in the slippage configuration) (``delta`` defaults to the procedure's
     delta, else the problem's). Returns a :class:`ValidationResult`.
     """
     macroreps = check_int("macroreps", macroreps, low=1)
@@ -77,7 +78,7 @@ def validate(problem, procedure, *, macroreps: int, seed, problem_params: dict |
     if delta is None:
         raise ParameterError("delta is needed for PGS: pass delta=...")
     best_true = np.flatnonzero(mu == mu.max())
-    good = mu >= mu.max() - float(delta)
+    good = mu > mu.max() - float(delta) * (1 - 1e-9)
     base = seed if isinstance(seed, (tuple, list)) else (seed,)
     selected = np.empty(macroreps, dtype=np.int64)
     samples = np.empty(macroreps, dtype=np.int64)
