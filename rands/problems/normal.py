@@ -14,17 +14,22 @@ import numba
 import numpy as np
 
 from ..errors import ParameterError, check_float
-from ..streams import Streams, normal_at, stream_state
+from ..streams import Streams, normal_at, stream_state, system_stream_key
 from .base import Problem, check_k
 
 
 @numba.njit(cache=True)
-def _normal_kernel(keys, systems, reps, mu, sd, cluster, n_clusters, rho, crn, out):
+def _normal_kernel(seed_key, systems, reps, mu, sd, cluster, n_clusters, rho, crn, out):
     a = np.sqrt(rho)
     b = np.sqrt(1.0 - rho)
+    last = np.int64(-1)
+    key = system_stream_key(seed_key, 0, crn)
     for n in range(systems.shape[0]):
         i = systems[n]
-        st = stream_state(keys[n], reps[n])
+        if i != last:
+            key = system_stream_key(seed_key, i, crn)
+            last = i
+        st = stream_state(key, reps[n])
         if crn:
             e = normal_at(st, n_clusters + i)
             z = normal_at(st, cluster[i]) if rho > 0.0 else 0.0
@@ -66,8 +71,7 @@ class NormalProblem(Problem):
         systems = np.ascontiguousarray(systems, dtype=np.int64)
         reps = np.ascontiguousarray(reps, dtype=np.int64)
         out = np.empty(systems.shape[0], dtype=np.float64)
-        keys = streams.keys(systems)
-        return _normal_kernel(keys, systems, reps, self.true_means, self.sigmas, self.clusters,
+        return _normal_kernel(streams.seed_key, systems, reps, self.true_means, self.sigmas, self.clusters,
                               self.n_clusters, self.rho, streams.crn, out)
 
     def params(self):

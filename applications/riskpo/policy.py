@@ -1,0 +1,157 @@
+"""A tiny decoder-only transformer policy for Countdown-3 and its SFT warm start.
+
+The warm start imitates a biased greedy solver (digits sorted descending; at each
+step the op that moves closest to the target) with a fraction of response tokens
+randomised, so the initial policy is peaked on one (often wrong) expression: a
+setting where GRPO-style training is known to collapse entropy (reference note
+riskpo.md section 13).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import task as T
+
+
+@dataclass
+class PolicyConfig:
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 128
+    vocab: int = T.VOCAB
+    max_len: int = T.PROMPT_LEN + T.RESPONSE_LEN
+
+
+class _Block(nn.Module):
+    def __init__(self, c: PolicyConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(c.d_model)
+        self.attn = nn.MultiheadAttention(c.d_model, c.n_heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(c.d_model)
+        self.ff = nn.Sequential(nn.Linear(c.d_model, c.d_ff), nn.GELU(), nn.Linear(c.d_ff, c.d_model))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.ff(self.ln2(x))
+
+
+class Policy(nn.Module):
+    """Pre-LN causal transformer with learned positions; ``forward(tokens) -> logits``."""
+
+    def __init__(self, config: PolicyConfig | None = None):
+        super().__init__()
+        self.config = c = config or PolicyConfig()
+        self.tok = nn.Embedding(c.vocab, c.d_model)
+        self.pos = nn.Embedding(c.max_len, c.d_model)
+        self.blocks = nn.ModuleList([_Block(c) for _ in range(c.n_layers)])
+        self.ln = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab)
+        mask = torch.triu(torch.full((c.max_len, c.max_len), float("-inf")), diagonal=1)
+        self.register_buffer("causal", mask, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        L = tokens.shape[1]
+        x = self.tok(tokens) + self.pos(torch.arange(L, device=tokens.device))
+        m = self.causal[:L, :L]
+        for b in self.blocks:
+            x = b(x, m)
+        return self.head(self.ln(x))
+
+    def response_logits(self, prompts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """Logits (n, 5, vocab) that predict each response token given prompt and prefix."""
+        seq = torch.cat([prompts, responses[:, :-1]], dim=1)
+        return self.forward(seq)[:, T.PROMPT_LEN - 1:]
+
+    def log_probs(self, prompts: torch.Tensor, responses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probabilities (n, 5) of ``responses`` and per-token entropies (n, 5)."""
+        logits = self.response_logits(prompts, responses)
+        lp = F.log_softmax(logits, dim=-1)
+        tok_lp = lp.gather(-1, responses.unsqueeze(-1)).squeeze(-1)
+        ent = -(lp.exp() * lp).sum(-1)
+        return tok_lp, ent
+
+    @torch.no_grad()
+    def sample(self, prompts: torch.Tensor, generator: torch.Generator, temperature: float = 1.0,
+               chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample responses (n, 5) at ``temperature``; also return their per-token log-probs (n, 5)."""
+        outs, lps = [], []
+        for s in range(0, prompts.shape[0], chunk):
+            seq = prompts[s:s + chunk]
+            lp_all = []
+            for _ in range(T.RESPONSE_LEN):
+                logits = self.forward(seq)[:, -1] / temperature
+                lp = F.log_softmax(logits, dim=-1)
+                nxt = torch.multinomial(lp.exp(), 1, generator=generator)
+                lp_all.append(lp.gather(-1, nxt))
+                seq = torch.cat([seq, nxt], dim=1)
+            outs.append(seq[:, T.PROMPT_LEN:])
+            lps.append(torch.cat(lp_all, dim=1))
+        return torch.cat(outs), torch.cat(lps)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def greedy_solution(digits: np.ndarray, target: int) -> np.ndarray:
+    """The biased greedy solver: digits sorted descending, each op the one moving closest to T."""
+    d = sorted((int(x) for x in digits), reverse=True)
+    x, out = d[0], [d[0]]
+    for y in d[1:]:
+        vals = [(abs(x + y - target), 0, T.PLUS, x + y), (abs(x - y - target), 1, T.MINUS, x - y),
+                (abs(x * y - target), 2, T.TIMES, x * y)]
+        _, _, op, x = min(vals)
+        out += [op, y]
+    return np.array(out, dtype=np.int64)
+
+
+def sft_targets(split: T.Split, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Greedy responses for every instance with a fraction ``noise`` of tokens randomised (by type)."""
+    resp = np.stack([greedy_solution(d, t) for d, t in zip(split.digits, split.targets)])
+    flip = rng.random(resp.shape) < noise
+    rand_digits = np.take_along_axis(split.digits, rng.integers(0, 3, resp.shape), axis=1)
+    rand_ops = rng.integers(T.PLUS, T.TIMES + 1, resp.shape)
+    is_digit = np.zeros(resp.shape, bool)
+    is_digit[:, [0, 2, 4]] = True
+    return np.where(flip, np.where(is_digit, rand_digits, rand_ops), resp)
+
+
+def warm_start(train: T.Split, *, seed: int = 0, epochs: int = 6, noise: float = 0.2, lr: float = 3e-3,
+               batch: int = 64, config: PolicyConfig | None = None) -> Policy:
+    """Supervised fine-tuning on noisy greedy solutions (fresh noise each epoch); returns the policy."""
+    torch.manual_seed(seed)
+    pol = Policy(config)
+    opt = torch.optim.Adam(pol.parameters(), lr=lr)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5F7]))
+    prompts = torch.as_tensor(train.prompts())
+    n = len(train)
+    for _ in range(epochs):
+        targets = torch.as_tensor(sft_targets(train, noise, rng))
+        perm = rng.permutation(n)
+        for s in range(0, n, batch):
+            idx = torch.as_tensor(perm[s:s + batch])
+            logits = pol.response_logits(prompts[idx], targets[idx])
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[idx].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return pol
+
+
+def save(policy: Policy, path: str) -> None:
+    """Save weights and config (torch.save of a state dict of tensors plus a config dict)."""
+    torch.save({"config": asdict(policy.config), "state": policy.state_dict()}, path)
+
+
+def load(path: str) -> Policy:
+    blob = torch.load(path, weights_only=True)
+    pol = Policy(PolicyConfig(**blob["config"]))
+    pol.load_state_dict(blob["state"])
+    return pol
