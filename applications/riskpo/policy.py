@@ -8,7 +8,6 @@ riskpo.md section 13).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -30,21 +29,34 @@ class PolicyConfig:
 
 
 class _Block(nn.Module):
+    """Pre-LN causal self-attention + MLP block with an optional key/value cache."""
+
     def __init__(self, c: PolicyConfig):
         super().__init__()
+        self.h = c.n_heads
         self.ln1 = nn.LayerNorm(c.d_model)
-        self.attn = nn.MultiheadAttention(c.d_model, c.n_heads, batch_first=True)
+        self.qkv = nn.Linear(c.d_model, 3 * c.d_model)
+        self.proj = nn.Linear(c.d_model, c.d_model)
         self.ln2 = nn.LayerNorm(c.d_model)
         self.ff = nn.Sequential(nn.Linear(c.d_model, c.d_ff), nn.GELU(), nn.Linear(c.d_ff, c.d_model))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.ln1(x)
-        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+    def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        n, L, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(n, L, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            if cache[0] is not None:
+                k = torch.cat([cache[0], k], dim=2)
+                v = torch.cat([cache[1], v], dim=2)
+            cache[0], cache[1] = k, v
+        if L > 1 and k.shape[2] != L:
+            raise ValueError("a cached forward must add one position at a time after the prompt")
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=L > 1)
+        x = x + self.proj(a.transpose(1, 2).reshape(n, L, d))
         return x + self.ff(self.ln2(x))
 
 
 class Policy(nn.Module):
-    """Pre-LN causal transformer with learned positions; ``forward(tokens) -> logits``."""
+    """Causal transformer with learned positions; ``forward(tokens) -> logits``."""
 
     def __init__(self, config: PolicyConfig | None = None):
         super().__init__()
@@ -54,26 +66,23 @@ class Policy(nn.Module):
         self.blocks = nn.ModuleList([_Block(c) for _ in range(c.n_layers)])
         self.ln = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.vocab)
-        mask = torch.triu(torch.full((c.max_len, c.max_len), float("-inf")), diagonal=1)
-        self.register_buffer("causal", mask, persistent=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, caches: list | None = None, start: int = 0) -> torch.Tensor:
+        """Logits for ``tokens`` at positions start..; ``caches`` (one [k, v] per layer) when decoding."""
         L = tokens.shape[1]
-        x = self.tok(tokens) + self.pos(torch.arange(L, device=tokens.device))
-        m = self.causal[:L, :L]
-        for b in self.blocks:
-            x = b(x, m)
+        x = self.tok(tokens) + self.pos(torch.arange(start, start + L, device=tokens.device))
+        for i, b in enumerate(self.blocks):
+            x = b(x, None if caches is None else caches[i])
         return self.head(self.ln(x))
 
     def response_logits(self, prompts: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        """Logits (n, 5, vocab) that predict each response token given prompt and prefix."""
+        """Logits (n, 5, vocab) predicting each response token from prompt and prefix."""
         seq = torch.cat([prompts, responses[:, :-1]], dim=1)
         return self.forward(seq)[:, T.PROMPT_LEN - 1:]
 
     def log_probs(self, prompts: torch.Tensor, responses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token log-probabilities (n, 5) of ``responses`` and per-token entropies (n, 5)."""
-        logits = self.response_logits(prompts, responses)
-        lp = F.log_softmax(logits, dim=-1)
+        lp = F.log_softmax(self.response_logits(prompts, responses), dim=-1)
         tok_lp = lp.gather(-1, responses.unsqueeze(-1)).squeeze(-1)
         ent = -(lp.exp() * lp).sum(-1)
         return tok_lp, ent
@@ -81,18 +90,20 @@ class Policy(nn.Module):
     @torch.no_grad()
     def sample(self, prompts: torch.Tensor, generator: torch.Generator, temperature: float = 1.0,
                chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample responses (n, 5) at ``temperature``; also return their per-token log-probs (n, 5)."""
+        """Sample responses (n, 5) at ``temperature`` (KV-cached); also their per-token log-probs (n, 5)."""
         outs, lps = [], []
         for s in range(0, prompts.shape[0], chunk):
-            seq = prompts[s:s + chunk]
-            lp_all = []
-            for _ in range(T.RESPONSE_LEN):
-                logits = self.forward(seq)[:, -1] / temperature
-                lp = F.log_softmax(logits, dim=-1)
+            caches = [[None, None] for _ in self.blocks]
+            logits = self.forward(prompts[s:s + chunk], caches)[:, -1]
+            toks, lp_all = [], []
+            for t in range(T.RESPONSE_LEN):
+                lp = F.log_softmax(logits / temperature, dim=-1)
                 nxt = torch.multinomial(lp.exp(), 1, generator=generator)
                 lp_all.append(lp.gather(-1, nxt))
-                seq = torch.cat([seq, nxt], dim=1)
-            outs.append(seq[:, T.PROMPT_LEN:])
+                toks.append(nxt)
+                if t + 1 < T.RESPONSE_LEN:
+                    logits = self.forward(nxt, caches, start=T.PROMPT_LEN + t)[:, -1]
+            outs.append(torch.cat(toks, dim=1))
             lps.append(torch.cat(lp_all, dim=1))
         return torch.cat(outs), torch.cat(lps)
 
@@ -123,7 +134,7 @@ def sft_targets(split: T.Split, noise: float, rng: np.random.Generator) -> np.nd
     return np.where(flip, np.where(is_digit, rand_digits, rand_ops), resp)
 
 
-def warm_start(train: T.Split, *, seed: int = 0, epochs: int = 6, noise: float = 0.2, lr: float = 3e-3,
+def warm_start(train: T.Split, *, seed: int = 0, epochs: int = 20, noise: float = 0.15, lr: float = 3e-3,
                batch: int = 64, config: PolicyConfig | None = None) -> Policy:
     """Supervised fine-tuning on noisy greedy solutions (fresh noise each epoch); returns the policy."""
     torch.manual_seed(seed)
@@ -146,7 +157,7 @@ def warm_start(train: T.Split, *, seed: int = 0, epochs: int = 6, noise: float =
 
 
 def save(policy: Policy, path: str) -> None:
-    """Save weights and config (torch.save of a state dict of tensors plus a config dict)."""
+    """Save weights and config (a state dict of tensors plus a config dict; loaded with weights_only)."""
     torch.save({"config": asdict(policy.config), "state": policy.state_dict()}, path)
 
 
