@@ -66,7 +66,7 @@ def largest_remainder(q, total: int, floor: int = 0, rng: np.random.Generator | 
     left = total - int(base.sum())
     if left < 0:   # only from rounding noise in q: take back from the largest above the floor
         for _ in range(-left):
-            j = int(np.argmax(np.where(base > floor, q - base + base, -np.inf)))
+            j = int(np.argmin(np.where(base > floor, q - base, np.inf)))
             base[j] -= 1
         return base
     frac = q - base

@@ -23,6 +23,8 @@ _REGISTRY: dict[str, str] = {
     "normal": "rands.problems.normal:NormalProblem",
     "flowline": "rands.problems.flowline:FlowLine",
     "inventory": "rands.problems.inventory:Inventory",
+    "nas-live": "rands.applications.nas.live:LiveNAS",
+    "nas-mini": "rands.applications.nas.tabular:MiniNAS",
 }
 
 

@@ -1,0 +1,385 @@
+"""Coordinator logic shared by the process and MPI backends.
+
+A coordinator owns a list of workers (processes or MPI ranks). Work arrives as
+*jobs*: a chunk of a ``simulate`` block, or one group task of ``map_groups``.
+Scheduling:
+
+- **chunking**: a ``simulate`` block is cut into contiguous chunks sized from
+  the measured cost per sample (at least ``min_chunk_s`` of work each, at most
+  ``chunks_per_worker`` per worker), so message overhead is amortised and no
+  worker waits long for the last chunk;
+- **LPT**: group tasks that carry an estimated ``cost`` are dispatched longest
+  first;
+- **dynamic dispatch**: each worker holds at most ``depth`` jobs (2: one
+  running, one queued, so it never idles on a round trip); a worker that
+  finishes early gets the next job. If the coordinator itself simulates
+  (MPI rank 0), it takes jobs from the *tail* of the queue (the shortest) while
+  every worker is busy.
+
+Results are placed by job index, never by completion order, and sample (i, r)
+depends only on (seed, i, r), so every split gives bit-identical values.
+"""
+from __future__ import annotations
+
+import math
+import pickle
+import time
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+
+from rands.errors import SimulationError
+from rands.sampling import run_group_task
+
+# ---------------------------------------------------------------------------- worker side
+
+
+def locate_failure(problem, streams, systems: np.ndarray, reps: np.ndarray,
+                   time_limit_s: float = 2.0) -> tuple[int, int, str] | None:
+    """Find the first pair of a failing block that fails on its own (bounded search)."""
+    t0 = time.perf_counter()
+    for n in range(systems.shape[0]):
+        if time.perf_counter() - t0 > time_limit_s:
+            return None
+        try:
+            v = problem.simulate(systems[n:n + 1], reps[n:n + 1], streams)
+            v = np.asarray(v, dtype=np.float64)
+            if v.shape != (1,) or not np.isfinite(v[0]):
+                return int(systems[n]), int(reps[n]), f"simulation returned non-finite value {v}"
+        except SimulationError as exc:
+            return exc.system, exc.replication, exc.detail
+        except Exception as exc:  # noqa: BLE001
+            return int(systems[n]), int(reps[n]), f"simulation raised {type(exc).__name__}: {exc}"
+    return None
+
+
+def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray):
+    """Simulate one chunk. Returns ("ok", values, busy) or ("err", message, system, replication)."""
+    t0 = time.perf_counter()
+    try:
+        values = np.ascontiguousarray(problem.simulate(systems, reps, streams), dtype=np.float64)
+    except SimulationError as exc:
+        return ("err", exc.detail, exc.system, exc.replication)
+    except Exception as exc:  # noqa: BLE001 - reported with its location
+        where = locate_failure(problem, streams, systems, reps)
+        if where is None:
+            return ("err", f"simulation raised {type(exc).__name__}: {exc}", int(systems[0]), int(reps[0]))
+        return ("err",) + (where[2], where[0], where[1])
+    busy = time.perf_counter() - t0
+    if values.shape != systems.shape:
+        return ("err", f"simulation returned shape {values.shape}, expected {systems.shape}",
+                int(systems[0]), int(reps[0]))
+    bad = ~np.isfinite(values)
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        return ("err", f"simulation returned non-finite value {values[j]}", int(systems[j]), int(reps[j]))
+    return ("ok", values, busy)
+
+
+def run_group_job(problem, streams, fn: Callable, task: dict):
+    """Run one group task. Returns ("ok", (result, stats), busy) or ("err", message, system, replication)."""
+    t0 = time.perf_counter()
+    try:
+        out = run_group_task(problem, streams, fn, task)
+    except SimulationError as exc:
+        return ("err", exc.detail, exc.system, exc.replication)
+    except Exception as exc:  # noqa: BLE001
+        systems = np.asarray(task["systems"])
+        nxt = np.asarray(task["next_rep"])
+        tb = traceback.format_exc(limit=4)
+        return ("err", f"group task {getattr(fn, '__name__', fn)} raised {type(exc).__name__}: {exc}\n{tb}",
+                int(systems[0]) if systems.size else -1, int(nxt[0]) if nxt.size else -1)
+    stats = out[1]
+    stats = {"n": np.asarray(stats["n"]), "sums": np.asarray(stats["sums"]),
+             "sumsq": np.asarray(stats["sumsq"]), "next_rep": np.asarray(stats["next_rep"]),
+             "total": int(stats["total"])}
+    return ("ok", (out[0], stats), time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- coordinator side
+
+
+class Job:
+    __slots__ = ("index", "kind", "systems", "reps", "fn", "task", "size")
+
+    def __init__(self, index: int, kind: str, *, systems=None, reps=None, fn=None, task=None):
+        self.index = index
+        self.kind = kind
+        self.systems = systems
+        self.reps = reps
+        self.fn = fn
+        self.task = task
+        self.size = 0 if systems is None else int(systems.shape[0])
+
+
+class PoolExecutor:
+    """Base of the process and MPI executors: scheduling, accounting, faults.
+
+    Subclasses implement the transport: ``_bind_workers(payload)``,
+    ``_send(worker, job)``, ``_poll(block) -> list[(worker, reply)]`` where a
+    reply is the tuple of :func:`run_sim_job` / :func:`run_group_job` plus the
+    job index, ``_worker_rank(worker)``, ``_shutdown(failed)``.
+    """
+
+    name = "pool"
+
+    def __init__(self, n_remote: int, *, coordinator_simulates: bool, depth: int = 2,
+                 chunks_per_worker: int = 16, min_chunk_s: float = 2e-3,
+                 local_threshold_s: float = 5e-4) -> None:
+        self.n_remote = int(n_remote)
+        self.coordinator_simulates = bool(coordinator_simulates) or self.n_remote == 0
+        self.depth = max(1, int(depth))
+        self.chunks_per_worker = max(1, int(chunks_per_worker))
+        self.min_chunk_s = float(min_chunk_s)
+        self.local_threshold_s = float(local_threshold_s)
+        self.problem = None
+        self.streams = None
+        self._cost = math.nan           # estimated seconds per sample (EMA)
+        self._busy = [0.0] * self.n_remote
+        self._local_busy = 0.0
+        self._jobs_done = [0] * self.n_remote
+        self._local_jobs = 0
+        self._failed = False
+        self._closed = False
+        self._outstanding = [0] * self.n_remote
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def n_workers(self) -> int:
+        return self.n_remote + (1 if self.coordinator_simulates and self._counts_coordinator() else 0)
+
+    def _counts_coordinator(self) -> bool:
+        return False
+
+    def bind(self, problem, streams) -> None:
+        """Send the problem and streams to every worker, once."""
+        self._check_open()
+        self.problem, self.streams = problem, streams
+        if self.n_remote:
+            self._bind_workers(pickle.dumps((problem, streams), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def simulate(self, systems: np.ndarray, reps: np.ndarray) -> np.ndarray:
+        self._check_open()
+        systems = np.ascontiguousarray(systems, dtype=np.int64)
+        reps = np.ascontiguousarray(reps, dtype=np.int64)
+        m = systems.shape[0]
+        out = np.empty(m, dtype=np.float64)
+        if m == 0:
+            return out
+        n_chunks = self._plan_chunks(m)
+        if n_chunks == 0:   # cheap block: simulate here, no messages
+            values = self._run_local(Job(0, "sim", systems=systems, reps=reps))
+            out[:] = values
+            return out
+        bounds = np.linspace(0, m, n_chunks + 1).astype(np.int64)
+        jobs = [Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
+                for j in range(n_chunks)]
+        results = self._execute(jobs)
+        for j, values in enumerate(results):
+            out[bounds[j]:bounds[j + 1]] = values
+        return out
+
+    def map_groups(self, fn: Callable, tasks: list[dict]) -> list[tuple[Any, dict]]:
+        self._check_open()
+        if not tasks:
+            return []
+        order = list(range(len(tasks)))
+        if any("cost" in t for t in tasks):          # LPT: longest estimated task first
+            order.sort(key=lambda j: -float(tasks[j].get("cost", 0.0)))
+        jobs = []
+        for j in order:
+            task = {key: v for key, v in tasks[j].items() if key != "cost"}
+            jobs.append(Job(j, "group", fn=fn, task=task))
+        return self._execute(jobs)
+
+    def accounting(self, wall: float) -> dict:
+        busy = self._worker_busy()
+        p = len(busy)
+        total = sum(busy)
+        util = [b / wall if wall > 0 else 0.0 for b in busy]
+        acc = {"backend": self.name, "workers": p, "sim_time": busy, "utilization": util,
+               "overall_utilization": total / (p * wall) if wall > 0 and p else 0.0,
+               "wall_time": wall, "jobs": self._worker_jobs()}
+        if not self._counts_coordinator():
+            acc["coordinator_sim_time"] = self._local_busy
+        return acc
+
+    def _worker_busy(self) -> list[float]:
+        if self._counts_coordinator():
+            return [self._local_busy] + list(self._busy)
+        return list(self._busy)
+
+    def _worker_jobs(self) -> list[int]:
+        if self._counts_coordinator():
+            return [self._local_jobs] + list(self._jobs_done)
+        return list(self._jobs_done)
+
+    def reset_accounting(self) -> None:
+        self._busy = [0.0] * self.n_remote
+        self._jobs_done = [0] * self.n_remote
+        self._local_busy = 0.0
+        self._local_jobs = 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown(self._failed)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None and not isinstance(exc[1], KeyboardInterrupt):
+            self._failed = self._failed or isinstance(exc[1], SimulationError)
+        self.close()
+
+    # ------------------------------------------------------------------ scheduling
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the {self.name} executor is closed")
+        if self._failed:
+            raise RuntimeError(f"the {self.name} executor stopped after a simulation error; close it "
+                               "and make a new one")
+
+    def _plan_chunks(self, m: int) -> int:
+        """Number of chunks for a block of m samples (0: run on the coordinator)."""
+        if self.n_remote == 0:
+            return 0
+        est = m * self._cost if self._cost == self._cost else math.nan
+        if est == est and est < self.local_threshold_s:
+            return 0
+        p = self.n_remote + (1 if self.coordinator_simulates else 0)
+        most = self.chunks_per_worker * p
+        if est != est:
+            return int(min(m, 4 * p))
+        return int(max(1, min(m, most, math.ceil(est / self.min_chunk_s))))
+
+    def _update_cost(self, m: int, busy: float) -> None:
+        if m <= 0:
+            return
+        c = busy / m
+        self._cost = c if self._cost != self._cost else 0.7 * self._cost + 0.3 * c
+
+    def _run_local(self, job: Job):
+        if job.kind == "sim":
+            reply = run_sim_job(self.problem, self.streams, job.systems, job.reps)
+        else:
+            reply = run_group_job(self.problem, self.streams, job.fn, job.task)
+        if reply[0] == "err":
+            self._failed = True
+            raise SimulationError(reply[1], system=reply[2], replication=reply[3], rank=self._local_rank())
+        self._local_busy += reply[2]
+        self._local_jobs += 1
+        if job.kind == "sim":
+            self._update_cost(job.size, reply[2])
+        return reply[1]
+
+    def _local_rank(self) -> int | None:
+        return 0
+
+    def _execute(self, jobs: list[Job]) -> list:
+        """Run jobs on the workers (and the coordinator when it simulates); results by job index."""
+        results: list = [None] * len(jobs)
+        if self.n_remote == 0:
+            for job in jobs:
+                results[job.index] = self._run_local(job)
+            return results
+        queue = deque(jobs)
+        running: dict[tuple[int, int], Job] = {}
+        done = 0
+        self._outstanding = [0] * self.n_remote
+
+        def refill() -> None:
+            for depth in range(1, self.depth + 1):
+                for w in range(self.n_remote):
+                    # deeper queues only while plenty of work is left (else the tail waits)
+                    limit = depth if (depth == 1 or len(queue) > 2 * self.n_remote) else 1
+                    if queue and self._outstanding[w] < limit:
+                        job = queue.popleft()
+                        self._send(w, job)
+                        running[(w, job.index)] = job
+                        self._outstanding[w] += 1
+
+        refill()
+        while done < len(jobs):
+            replies = self._poll(block=not (self.coordinator_simulates and queue))
+            if not replies and self.coordinator_simulates and queue:
+                job = queue.pop()   # the tail: the shortest job
+                results[job.index] = self._run_local(job)
+                done += 1
+                continue
+            for w, reply in replies:
+                index = reply[-1]
+                job = running.pop((w, index))
+                self._outstanding[w] -= 1
+                if reply[0] == "err":
+                    self._failed = True
+                    raise SimulationError(reply[1], system=reply[2], replication=reply[3],
+                                          rank=self._worker_rank(w))
+                results[index] = reply[1]
+                self._busy[w] += reply[2]
+                self._jobs_done[w] += 1
+                if job.kind == "sim":
+                    self._update_cost(job.size, reply[2])
+                done += 1
+            refill()
+        return results
+
+    # ------------------------------------------------------------------ asynchronous use (PASS)
+    def async_capacity(self) -> int:
+        """How many more asynchronous jobs the workers can take now."""
+        return sum(max(0, self.depth - o) for o in self._outstanding)
+
+    def submit(self, tag: int, systems: np.ndarray, reps: np.ndarray) -> None:
+        """Queue a simulation job on the least-loaded worker (asynchronous API)."""
+        self._check_open()
+        w = int(np.argmin(self._outstanding))
+        job = Job(int(tag), "sim", systems=np.ascontiguousarray(systems, dtype=np.int64),
+                  reps=np.ascontiguousarray(reps, dtype=np.int64))
+        self._async_running[(w, job.index)] = job
+        self._outstanding[w] += 1
+        self._send(w, job)
+
+    def begin_async(self) -> None:
+        self._check_open()
+        self._outstanding = [0] * self.n_remote
+        self._async_running: dict[tuple[int, int], Job] = {}
+
+    def wait_any(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Block until at least one submitted job finishes: [(tag, systems, reps, values)]."""
+        out = []
+        for w, reply in self._poll(block=True):
+            job = self._async_running.pop((w, reply[-1]))
+            self._outstanding[w] -= 1
+            if reply[0] == "err":
+                self._failed = True
+                raise SimulationError(reply[1], system=reply[2], replication=reply[3],
+                                      rank=self._worker_rank(w))
+            self._busy[w] += reply[2]
+            self._jobs_done[w] += 1
+            self._update_cost(job.size, reply[2])
+            out.append((job.index, job.systems, job.reps, reply[1]))
+        return out
+
+    @property
+    def supports_async(self) -> bool:
+        return self.n_remote > 0
+
+    # ------------------------------------------------------------------ transport (subclasses)
+    def _bind_workers(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _send(self, worker: int, job: Job) -> None:
+        raise NotImplementedError
+
+    def _poll(self, block: bool) -> list[tuple[int, tuple]]:
+        raise NotImplementedError
+
+    def _worker_rank(self, worker: int) -> int:
+        raise NotImplementedError
+
+    def _shutdown(self, failed: bool) -> None:
+        raise NotImplementedError

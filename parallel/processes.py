@@ -1,0 +1,134 @@
+"""Local worker processes (forkserver on Linux, spawn elsewhere).
+
+The problem and streams are pickled once per ``bind`` and kept by every worker;
+afterwards only index arrays go out and float64 arrays come back. Each worker
+has its own task queue (a feeder thread, so the coordinator never blocks on a
+full pipe) and all share one result queue. A worker that dies is detected
+within ``liveness_s`` and reported as a SimulationError, never a hang.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import queue as _queue
+import signal
+import sys
+
+from rands.errors import ParameterError, SimulationError
+
+from ._pool import Job, PoolExecutor, run_group_job, run_sim_job
+
+
+def _worker_main(wid: int, tasks, results, parent_pid: int) -> None:
+    """Worker process loop: bind, sim, group, stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # the coordinator decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    problem = streams = None
+    while True:
+        try:
+            msg = tasks.get(timeout=2.0)
+        except _queue.Empty:
+            if os.getppid() != parent_pid:   # coordinator gone: exit quietly
+                return
+            continue
+        kind = msg[0]
+        if kind == "stop":
+            results.put((wid, ("stopped", -1)))
+            return
+        if kind == "bind":
+            problem, streams = pickle.loads(msg[1])
+            continue
+        index = msg[1]
+        if kind == "sim":
+            reply = run_sim_job(problem, streams, msg[2], msg[3])
+        else:
+            reply = run_group_job(problem, streams, msg[2], msg[3])
+        results.put((wid, reply + (index,)))
+
+
+class ProcessExecutor(PoolExecutor):
+    """``workers`` local processes; the coordinator (this process) only schedules,
+    except blocks too cheap to be worth a message, which it simulates itself
+    (counted as ``coordinator_sim_time``)."""
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, *, start_method: str | None = None,
+                 liveness_s: float = 1.0, **options) -> None:
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ParameterError(f"workers must be an integer >= 1 for the processes backend, got {workers!r}")
+        if start_method is None:
+            start_method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+        if start_method not in mp.get_all_start_methods() or start_method == "fork":
+            raise ParameterError(f"start_method must be 'spawn' or 'forkserver' (available: "
+                                 f"{[m for m in mp.get_all_start_methods() if m != 'fork']}), got {start_method!r}")
+        options.setdefault("min_chunk_s", 5e-3)
+        super().__init__(workers, coordinator_simulates=False, **options)
+        self.liveness_s = float(liveness_s)
+        ctx = mp.get_context(start_method)
+        if start_method == "forkserver":
+            ctx.set_forkserver_preload(["numpy", "rands", "rands.problems.normal", "rands.parallel._pool"])
+        self._results = ctx.Queue()
+        self._tasks = [ctx.Queue() for _ in range(workers)]
+        self._procs = [ctx.Process(target=_worker_main, args=(w, self._tasks[w], self._results, os.getpid()),
+                                   daemon=True, name=f"rands-worker-{w + 1}")
+                       for w in range(workers)]
+        for p in self._procs:
+            p.start()
+
+    def _bind_workers(self, payload: bytes) -> None:
+        for q in self._tasks:
+            q.put(("bind", payload))
+
+    def _send(self, worker: int, job: Job) -> None:
+        if job.kind == "sim":
+            self._tasks[worker].put(("sim", job.index, job.systems, job.reps))
+        else:
+            self._tasks[worker].put(("group", job.index, job.fn, job.task))
+
+    def _poll(self, block: bool) -> list[tuple[int, tuple]]:
+        out = []
+        while True:
+            try:
+                if block and not out:
+                    item = self._results.get(timeout=self.liveness_s)
+                else:
+                    item = self._results.get_nowait()
+            except _queue.Empty:
+                if block and not out:
+                    self._check_alive()
+                    continue
+                return out
+            if item[1][0] == "stopped":
+                continue
+            out.append(item)
+
+    def _check_alive(self) -> None:
+        for w, p in enumerate(self._procs):
+            if not p.is_alive():
+                self._failed = True
+                raise SimulationError(f"worker process {w + 1} died (exit code {p.exitcode})",
+                                      system=-1, replication=-1, rank=self._worker_rank(w))
+
+    def _worker_rank(self, worker: int) -> int:
+        return worker + 1
+
+    def _shutdown(self, failed: bool) -> None:
+        for q in self._tasks:
+            try:
+                q.put(("stop",))
+            except (ValueError, OSError):
+                pass
+        grace = 2.0 if failed else 10.0
+        for p in self._procs:
+            p.join(timeout=grace)
+        for p in self._procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=2.0)
+        for q in self._tasks + [self._results]:
+            q.close()
+            q.cancel_join_thread()

@@ -1,0 +1,459 @@
+"""P3C (parallel correlation clustering and conquer) and divide and conquer.
+
+Zhang & Peng, "Parallel correlation clustering and conquer", arXiv 2402.02196.
+Only the abstract is public; this design is ours and measured in studies/p3c.
+
+Pipeline (both classes): partition the k systems into groups; run a base
+procedure inside every group (``ctx.run_groups``, so groups may run on other
+processes or MPI ranks); run a final stage among the group winners.
+P3C partitions by correlation: an n_p-sample CRN pilot, standardized, clustered
+by spherical k-means (:mod:`rands.clustering`). Divide and conquer (DC) uses a
+seeded random or round-robin partition and no pilot.
+
+Why it saves samples: under CRN Var(X_i - X_l) = s_i^2 + s_l^2 - 2 rho_il s_i s_l,
+and KN/KT-type elimination needs about h^2 Var(X_i - X_l)/delta^2 samples per
+comparison; a cluster of highly correlated systems is cheap to resolve, and only
+the m cluster winners meet at full variance.
+
+Fixed precision (``budget=None``; bases "kn", "kt", any registered
+fixed-precision procedure that allows CRN)
+--------------------------------------------------------------------------
+Error split: the base runs inside every group at level alpha_w = alpha_split *
+alpha and the final stage among winners at alpha_f = alpha - alpha_w (default
+alpha/2 each). Guarantee, under the indifference zone and normal outputs:
+P(ICS) <= P(best eliminated inside its own group) + P(best loses the final)
+<= alpha_w + alpha_f = alpha. Only the best's group matters (no split of alpha
+over groups) provided, conditionally on the partition, the base procedure's
+guarantee holds in that group, which needs the partition to be independent of
+the data the base uses. The final stage draws fresh replications, common to
+all winners (CRN-aligned), independent of how they won.
+
+Pilot modes (the pilot-reuse problem, findings note):
+- ``"split"`` (default, guaranteed): the pilot (replications 0..pilot-1) is
+  used only to cluster; the base draws its own first stage from replications
+  >= pilot, independent of the pilot, hence of the partition. Cost: k*pilot
+  extra samples, so the pilot is kept small (default pilot = max(3, n0 // 2)):
+  clustering errors only cost efficiency, never validity.
+- ``"reuse"`` (NOT guaranteed): pilot = n0 and the base's first stage is the
+  pilot itself (replayed, not recounted). Systems grouped partly by noise have
+  pilot difference variances biased low, so the base eliminates too eagerly:
+  PCS fell to 0.86-0.91 (nominal 0.95) at rho = 0.5 in the findings note. Kept
+  as an option for comparison; do not use it when the guarantee matters.
+- oracle partition (``partition=labels``): known clusters, no pilot.
+Rationale for "split" over the alternatives: a variance correction needs the
+law of the pilot correlations given the clustering (not available in closed
+form); a validity check on clusters needs fresh data anyway; splitting the
+residual contrasts of one first stage (cluster on some, estimate variances on
+the rest) is valid but needs the base to accept an external variance estimate
+with fewer degrees of freedom, which the black-box bases do not. Splitting is
+the cheapest design that keeps any base's own guarantee intact.
+
+Big groups: KN holds a pairwise S^2 matrix, (group size)^2 entries. Groups
+larger than ``max_pairwise`` run with ``large_base`` (default "kt", knockout
+groups of g, linear memory) at the same alpha_w: the guarantee is unchanged.
+
+Fixed budget (``budget=N``; screening-free variant)
+--------------------------------------------------
+Pilot of n0 CRN samples per system (also the exploration stage, no guarantee
+to protect), clustering, then inside each group the rest of the within budget
+is allocated by ``base`` (default "greedy": explore-first greedy, no pairwise
+elimination; any registered fixed-budget base may be named). Budget split:
+``final_fraction`` of N (default 0.1) is kept for the final stage, an equal
+allocation of fresh CRN-aligned samples among the group winners (their
+within-group means carry a winner's-curse bias); the rest, after the pilot, is
+shared among groups in proportion to their size. No finite-budget guarantee.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..clustering import balance_assignment, mean_within_correlation, spherical_kmeans, standardize
+from ..errors import ParameterError, check_alpha, check_delta, check_float, check_int
+from .base import Procedure, ProcedureOutput
+from .group import run_base
+
+__all__ = ["P3C", "DivideAndConquer"]
+
+_FIXED_BUDGET_BUILTIN = {"greedy"}
+
+
+def _base_class(name: str):
+    from . import procedure_class
+    return procedure_class(name)
+
+
+_GUARANTEE = ("PCS >= 1-alpha under the IZ, normal outputs (alpha_split*alpha inside the best's group "
+              "+ the rest in a fresh final stage); none with a budget or pilot_mode='reuse'")
+
+
+class _Pipeline(Procedure):
+    """Partition -> base in each group -> final among winners (shared by P3C and DC)."""
+
+    kind = "fixed_precision"
+    guarantee = _GUARANTEE
+    assumptions = "normal outputs; CRN (correlation clustering needs it)"
+    supports_crn = True
+    reference = "Zhang & Peng (2024), arXiv 2402.02196 (design ours)"
+
+    # ----------------------------------------------------------- validation
+    def _validate_common(self) -> None:
+        self._set_kind()
+        check_alpha(self.alpha)
+        check_delta(self.delta)
+        check_int("n0", self.n0, low=2)
+        check_float("alpha_split", self.alpha_split, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_int("max_pairwise", self.max_pairwise, low=2)
+        if self.base_params is not None and not isinstance(self.base_params, dict):
+            raise ParameterError(f"base_params must be a dict of the base procedure's parameters, "
+                                 f"got {self.base_params!r}")
+        if self.budget is None:
+            for nm in ("base", "final", "large_base"):
+                v = getattr(self, nm)
+                if v is None and nm != "base":
+                    continue
+                if not isinstance(v, str):
+                    raise ParameterError(f"{nm} must be a procedure name, got {v!r}")
+                cls = _base_class(v)
+                if cls.kind != "fixed_precision":
+                    raise ParameterError(f"{nm}={v!r} is a {cls.kind} procedure; without budget P3C/DC "
+                                         f"need a fixed-precision base (e.g. 'kn', 'kt'); give budget=N "
+                                         f"for the fixed-budget variant")
+                if self._crn and not cls.supports_crn:
+                    raise ParameterError(f"{nm}={v!r} does not allow CRN, which the pipeline uses "
+                                         f"(correlation clustering needs it); use 'kn' or 'kt'")
+        else:
+            check_int("budget", self.budget, low=2)
+            check_float("final_fraction", self.final_fraction, low=0.0, high=1.0, high_open=True)
+            if not isinstance(self.base, str):
+                raise ParameterError(f"base must be a procedure name, got {self.base!r}")
+            if self.base not in _FIXED_BUDGET_BUILTIN:
+                cls = _base_class(self.base)
+                if cls.kind != "fixed_budget":
+                    raise ParameterError(f"base={self.base!r} is {cls.kind}; with budget=N the base must be "
+                                         f"'greedy' or a fixed-budget procedure ('equal', 'ocba', 'efg')")
+
+    @property
+    def _crn(self) -> bool:
+        return True
+
+    @property
+    def crn_enabled(self) -> bool:
+        return self._crn
+
+    def _set_kind(self) -> None:
+        """kind and guarantee depend on the parameters: set them on the instance."""
+        if self.budget is not None:
+            self.kind = "fixed_budget"
+            self.guarantee = "none at finite budget (screening-free allocation)"
+        elif getattr(self, "pilot_mode", "split") == "reuse":
+            self.kind = "fixed_precision"
+            self.guarantee = "none: pilot reused as the base's first stage (biased variances)"
+        else:
+            self.kind = "fixed_precision"
+            self.guarantee = _GUARANTEE
+
+    def budget_limit(self, problem) -> int | None:
+        return None if self.budget is None else int(self.budget)
+
+    def _n_pilot(self) -> int:
+        return 0
+
+    def check_problem(self, problem) -> None:
+        super().check_problem(problem)
+        if self.budget is not None:
+            need = problem.k * max(self.n0, self._n_pilot())
+            if self.budget < need + 2 * self.n0:
+                raise ParameterError(f"budget={self.budget} is below the first stage n0*k = {need} plus a "
+                                     f"final stage; give budget >= {need + 2 * self.n0}")
+
+    # ----------------------------------------------------------- base parameters
+    def _params_for(self, name: str, **common) -> dict:
+        if name == "greedy":
+            out = {"n0": self.n0}
+            out.update({k: v for k, v in common.items() if k == "budget"})
+            out.update(self.base_params or {})
+            return out
+        valid = set(_base_class(name)._param_names())
+        out = {k: v for k, v in common.items() if k in valid}
+        if "crn" in valid:
+            out["crn"] = self._crn
+        if "n0" in valid:
+            out["n0"] = self.n0
+        if "delta" in valid and self.budget is None:
+            out["delta"] = self.delta
+        if name == self.base:
+            out.update({k: v for k, v in (self.base_params or {}).items() if k in valid})
+        return out
+
+    # ----------------------------------------------------------- the pipeline
+    def _partition(self, ctx) -> tuple[np.ndarray, int, dict]:
+        raise NotImplementedError
+
+    def _cost(self, sizes: np.ndarray, info: dict) -> np.ndarray:
+        return sizes.astype(np.float64)
+
+    def run(self, ctx) -> ProcedureOutput:
+        st = dict(ctx.restored or {})
+        stage = int(st.get("stage", 0))
+        if stage < 1:
+            labels, m, info = self._partition(ctx)
+            st = {"stage": 1, "labels": labels, "m": m, "pilot_total": int(ctx.total)}
+            ctx.log("partition", groups=m, samples=int(ctx.total), **{k: v for k, v in info.items()
+                                                                      if np.isscalar(v)})
+            ctx.boundary(st)
+        labels = np.asarray(st["labels"], dtype=np.int64)
+        m = int(st["m"])
+        order = np.argsort(labels, kind="stable")
+        sizes = np.bincount(labels, minlength=m)
+        groups = [g for g in np.split(order, np.cumsum(sizes)[:-1]) if g.size]
+        sizes = np.array([g.size for g in groups])
+        if stage < 2:
+            winners = self._within(ctx, groups, sizes)
+            st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total)})
+            ctx.boundary(st)
+        winners = np.asarray(st["winners"], dtype=np.int64)
+        best, final_n = self._final(ctx, winners)
+        extras = {"n_groups": int(len(groups)), "group_sizes": sizes.tolist(),
+                  "winners": winners.tolist(), "pilot_samples": int(st["pilot_total"]),
+                  "within_samples": int(st["within_total"]) - int(st["pilot_total"]),
+                  "final_samples": final_n, "labels": labels}
+        if "loads" in st:
+            extras["loads"] = st["loads"]
+        return ProcedureOutput(best=int(best), extras=extras)
+
+    def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray) -> np.ndarray:
+        replay = self._replay()
+        # CRN alignment: every member of a group starts at the same replication
+        for g in groups:
+            ctx.next_rep[g] = ctx.next_rep[g].max()
+        cost = self._cost(sizes, {})
+        order = np.lexsort((np.arange(len(groups)), -cost))   # LPT order for dynamic executors
+        workers = max(1, int(getattr(ctx.executor, "n_workers", 1)))
+        assign, loads = balance_assignment(cost, workers)
+        winners = np.empty(len(groups), dtype=np.int64)
+        if self.budget is None:
+            a_w = self.alpha * self.alpha_split
+            calls: dict[tuple, list[int]] = {}
+            for j in order:
+                name = self.base if sizes[j] <= self.max_pairwise or self.large_base is None \
+                    else self.large_base
+                calls.setdefault((name,), []).append(int(j))
+            for (name,), idx in calls.items():
+                params = self._params_for(name, alpha=a_w)
+                res = ctx.run_groups(run_base, [groups[j] for j in idx], base=name, params=params,
+                                     replay=replay)
+                for j, r in zip(idx, res):
+                    winners[j] = groups[j][r["best"]]
+        else:
+            pool = int(self.budget) - int(ctx.total) - self._final_budget()
+            share = np.floor(pool * sizes / sizes.sum()).astype(np.int64)
+            # group j may spend share_j new samples; a registered base's own budget also
+            # counts the replayed pilot it sees first
+            by_key: dict[tuple, list[int]] = {}
+            for j in order:
+                by_key.setdefault((int(share[j]), int(sizes[j])), []).append(int(j))
+            for (b, size), idx in by_key.items():
+                total_b = b if self.base == "greedy" else b + replay * size
+                params = self._params_for(self.base, budget=total_b)
+                res = ctx.run_groups(run_base, [groups[j] for j in idx], base=self.base, params=params,
+                                     replay=replay)
+                for j, r in zip(idx, res):
+                    winners[j] = groups[j][r["best"]]
+        ctx.log("within", groups=len(groups), loads=loads.tolist(), assignment=assign.tolist())
+        return winners
+
+    def _replay(self) -> int:
+        return 0
+
+    def _final_budget(self) -> int:
+        if self.budget is None:
+            return 0
+        return int(np.floor(self.final_fraction * self.budget))
+
+    def _final(self, ctx, winners: np.ndarray) -> tuple[int, int]:
+        if winners.size == 1:
+            return int(winners[0]), 0
+        before = ctx.total
+        start = int(ctx.next_rep.max())              # fresh replications, common to all winners
+        ctx.next_rep[winners] = start
+        if self.budget is None:
+            name = self.final or self.base
+            params = self._params_for(name, alpha=self.alpha - self.alpha * self.alpha_split)
+            if name != self.base:
+                params.pop("budget", None)
+            res = ctx.run_groups(run_base, [winners], base=name, params=params, replay=0)[0]
+            best = int(winners[res["best"]])
+        else:
+            per = (int(self.budget) - int(ctx.total)) // winners.size
+            if per < 1:
+                raise ParameterError(f"budget={self.budget} leaves no final-stage samples; raise it or "
+                                     f"final_fraction")
+            v = ctx.draw(winners, per)
+            best = int(winners[int(np.argmax(v.mean(axis=1)))])
+        ctx.log("final", winners=int(winners.size), samples=int(ctx.total - before))
+        return best, int(ctx.total - before)
+
+
+class P3C(_Pipeline):
+    """Clustering and conquer: CRN pilot, spherical k-means, base per cluster, final stage.
+
+    Parameters
+    ----------
+    base : base procedure inside clusters: "kn", "kt", ... (fixed precision) or, with
+        ``budget``, "greedy" (screening-free, default then), "equal", "ocba", "efg".
+    alpha, delta : PCS target 1-alpha and indifference zone (fixed precision).
+    n0 : first-stage size of the base procedures (and exploration size with a budget).
+    pilot : CRN pilot samples per system for clustering (split mode; default
+        max(3, n0 // 2)); must equal n0 (or None) in reuse mode.
+    n_clusters : m, the number of clusters (min(m, k) used).
+    pilot_mode : "split" (guaranteed, default) or "reuse" (pilot = base's first stage; NOT
+        guaranteed).
+    partition : optional known cluster labels (oracle); no pilot is drawn.
+    final : procedure of the final stage (default: base); fresh CRN samples.
+    alpha_split : fraction of alpha spent inside clusters (default 0.5).
+    base_params : extra parameters of the base (e.g. {"g": 2} for KT).
+    max_pairwise, large_base : clusters above max_pairwise systems use large_base.
+    budget, final_fraction : fixed-budget variant (total samples N; final share).
+    n_init, n_candidates : clustering restarts and greedy k-means++ candidates.
+    """
+
+    name = "p3c"
+
+    def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.5, n0: int = 10,
+                 pilot: int | None = None, n_clusters: int = 16, pilot_mode: str = "split",
+                 partition: Any = None, final: str | None = None, alpha_split: float = 0.5,
+                 base_params: dict | None = None, max_pairwise: int = 4096, large_base: str | None = "kt",
+                 budget: int | None = None, final_fraction: float = 0.1, n_init: int = 3,
+                 n_candidates: int | None = None):
+        self.base = base if base is not None else ("kn" if budget is None else "greedy")
+        self.alpha = alpha
+        self.delta = delta
+        self.n0 = n0
+        self.pilot = pilot
+        self.n_clusters = n_clusters
+        self.pilot_mode = pilot_mode
+        self.partition = partition
+        self.final = final
+        self.alpha_split = alpha_split
+        self.base_params = base_params
+        self.max_pairwise = max_pairwise
+        self.large_base = large_base
+        self.budget = budget
+        self.final_fraction = final_fraction
+        self.n_init = n_init
+        self.n_candidates = n_candidates
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        if self.pilot_mode not in ("split", "reuse"):
+            raise ParameterError(f"pilot_mode must be 'split' (guaranteed) or 'reuse' (not guaranteed), "
+                                 f"got {self.pilot_mode!r}")
+        self._validate_common()
+        check_int("n_clusters", self.n_clusters, low=1)
+        check_int("n_init", self.n_init, low=1)
+        if self.n_candidates is not None:
+            check_int("n_candidates", self.n_candidates, low=1)
+        if self.pilot is not None:
+            check_int("pilot", self.pilot, low=3)
+            if (self.pilot_mode == "reuse" or self.budget is not None) and self.pilot != self.n0:
+                raise ParameterError(f"pilot={self.pilot} must equal n0={self.n0} when the pilot is reused "
+                                     f"(pilot_mode='reuse' or a budget); leave pilot=None")
+        elif (self.pilot_mode == "reuse" or self.budget is not None) and self.n0 < 3:
+            raise ParameterError(f"n0={self.n0} is the pilot here and must be >= 3 to estimate correlations")
+        if self.partition is not None:
+            lab = np.asarray(self.partition)
+            if lab.ndim != 1 or lab.size < 1 or not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0:
+                raise ParameterError("partition must be a 1-D list of non-negative integer cluster labels")
+        super()._validate_params()
+
+    def check_problem(self, problem) -> None:
+        super().check_problem(problem)
+        if self.partition is not None and len(self.partition) != problem.k:
+            raise ParameterError(f"partition has {len(self.partition)} labels for k={problem.k} systems")
+
+    def _n_pilot(self) -> int:
+        if self.partition is not None:
+            return 0
+        if self.pilot_mode == "reuse" or self.budget is not None:
+            return int(self.n0)
+        return int(self.pilot) if self.pilot is not None else max(3, int(self.n0) // 2)
+
+    def _replay(self) -> int:
+        if self.partition is not None:
+            return 0
+        return self._n_pilot() if (self.pilot_mode == "reuse" or self.budget is not None) else 0
+
+    def _partition(self, ctx):
+        if self.partition is not None:
+            lab = np.unique(np.asarray(self.partition, dtype=np.int64), return_inverse=True)[1]
+            return lab.astype(np.int64), int(lab.max()) + 1, {"oracle": True}
+        n_p = self._n_pilot()
+        k = ctx.k
+        pilot = ctx.draw(np.arange(k), n_p)            # CRN: replications 0..n_p-1 of every system
+        xs = standardize(pilot)
+        del pilot
+        m = min(int(self.n_clusters), k)
+        seed = ctx.streams.seed
+        seed = tuple(seed) if isinstance(seed, tuple) else (seed,)
+        res = spherical_kmeans(xs, m, seed=(*seed, 0x703363), n_init=self.n_init,
+                               n_candidates=self.n_candidates, standardized=True)
+        rho = mean_within_correlation(xs, res.labels, m)
+        ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective,
+                sizes=res.sizes.tolist(), mean_within_corr=np.nan_to_num(rho).round(4).tolist())
+        return res.labels, m, {"objective": res.objective}
+
+
+class DivideAndConquer(_Pipeline):
+    """Divide and conquer: a seeded random (or round-robin) partition into n_groups, the base
+    procedure in every group, a final stage among group winners (same error split as P3C:
+    PCS >= 1-alpha under the IZ with a fixed-precision base)."""
+
+    name = "dc"
+
+    def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.5, n0: int = 10,
+                 n_groups: int = 16, partition: str = "random", final: str | None = None,
+                 alpha_split: float = 0.5, base_params: dict | None = None, max_pairwise: int = 4096,
+                 large_base: str | None = "kt", budget: int | None = None, final_fraction: float = 0.1,
+                 crn: bool = True):
+        self.base = base if base is not None else ("kn" if budget is None else "greedy")
+        self.alpha = alpha
+        self.delta = delta
+        self.n0 = n0
+        self.n_groups = n_groups
+        self.partition = partition
+        self.final = final
+        self.alpha_split = alpha_split
+        self.base_params = base_params
+        self.max_pairwise = max_pairwise
+        self.large_base = large_base
+        self.budget = budget
+        self.final_fraction = final_fraction
+        self.crn = crn
+        self._validate_params()
+
+    @property
+    def _crn(self) -> bool:
+        return bool(self.crn)
+
+    def _validate_params(self) -> None:
+        check_int("n_groups", self.n_groups, low=1)
+        if self.partition not in ("random", "round_robin"):
+            raise ParameterError(f"partition must be 'random' or 'round_robin', got {self.partition!r}")
+        if not isinstance(self.crn, (bool, np.bool_)):
+            raise ParameterError(f"crn must be True or False, got {self.crn!r}")
+        self._validate_common()
+        super()._validate_params()
+
+    def _partition(self, ctx):
+        k = ctx.k
+        m = min(int(self.n_groups), k)
+        if self.partition == "round_robin":
+            return np.arange(k, dtype=np.int64) % m, m, {}
+        seed = ctx.streams.seed
+        seed = tuple(seed) if isinstance(seed, tuple) else (seed,)
+        perm = np.random.default_rng(np.random.SeedSequence((*seed, 0x6463))).permutation(k)
+        labels = np.empty(k, dtype=np.int64)
+        labels[perm] = np.arange(k) % m
+        return labels, m, {}

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+import rands
+from rands.applications.nas import space
+from rands.applications.nas.tabular import TabularNAS, to_api_dict
+from rands.errors import ParameterError
+from rands.streams import Streams
+
+
+def test_space_enumerates_15625_distinct_strings():
+    archs = space.enumerate_archs()
+    assert len(archs) == 15625 == len(set(archs))
+    assert archs[space.arch_index(("nor_conv_3x3",) * 6)] == \
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+@pytest.mark.parametrize("i", [0, 1, 777, 15624])
+def test_string_round_trip(i):
+    s = space.arch_string(i)
+    assert space.arch_index(s) == i
+    assert space.arch_string(space.parse_arch(s)) == s
+    assert list(space.ops_matrix([i])[0]) == [space.OPS.index(o) for o in space.parse_arch(s)]
+
+
+@pytest.mark.parametrize("bad", ["|nor_conv_3x3~0|", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+                                 "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", 5])
+def test_malformed_strings_are_refused(bad):
+    with pytest.raises(ParameterError):
+        space.parse_arch(bad)
+
+
+def _tiny_mini(n_archs=4, n_seeds=3, seed=0):
+    rng = np.random.default_rng(seed)
+    idx = sorted(rng.choice(space.N_ARCHS, n_archs, replace=False).tolist())
+    acc = rng.uniform(0.5, 0.9, size=(n_archs, n_seeds))
+    return {"format": "rands-nas201-mini-v1", "dataset": "digits", "metric": "x-valid",
+            "config": {"epochs": 2, "channels": 8, "cells": 1}, "seeds": list(range(n_seeds)),
+            "arch_index": idx, "archs": [space.arch_string(i) for i in idx],
+            "valid_acc": acc.tolist(), "train_seconds": np.ones((n_archs, n_seeds)).tolist()}
+
+
+def test_official_api_loads_our_dict_and_the_problem_reads_it():
+    nas_201_api = pytest.importorskip("nas_201_api")
+    mini = _tiny_mini()
+    api = nas_201_api.NASBench201API(to_api_dict(mini), verbose=False)
+    assert len(api) == 4 and api[2] == mini["archs"][2]
+    assert api.query_index_by_arch(mini["archs"][1]) == 1
+    prob = TabularNAS.from_api(api, dataset="digits", metric="x-valid", hp="12")
+    direct = TabularNAS.from_mini(mini)
+    np.testing.assert_allclose(prob.table, direct.table)
+    np.testing.assert_allclose(prob.true_means, 100 * np.mean(mini["valid_acc"], axis=1))
+
+
+def test_tabular_samples_draw_recorded_seeds_uniformly_and_share_them_under_crn():
+    mini = _tiny_mini(n_seeds=4)
+    prob = TabularNAS.from_mini(mini)
+    reps = np.arange(4000)
+    x = prob.simulate(np.zeros(4000, dtype=np.int64), reps, Streams(1))
+    vals, counts = np.unique(x, return_counts=True)
+    assert set(np.round(vals, 9)) == set(np.round(prob.table[0], 9))
+    assert counts.min() > 850  # about 1000 each
+    crn = Streams(1, crn=True)
+    a = prob.simulate(np.zeros(50, dtype=np.int64), reps[:50], crn)
+    b = prob.simulate(np.ones(50, dtype=np.int64), reps[:50], crn)
+    seeds_a = [int(np.flatnonzero(np.isclose(prob.table[0], v))[0]) for v in a]
+    seeds_b = [int(np.flatnonzero(np.isclose(prob.table[1], v))[0]) for v in b]
+    assert seeds_a == seeds_b
+
+
+def test_shipped_mini_benchmark_if_built():
+    from rands.applications.nas.tabular import MINI_PATH
+    if not MINI_PATH.exists():
+        pytest.skip("mini benchmark not built yet (python -m rands.applications.nas.build_mini)")
+    prob = rands.problems.make("nas-mini")
+    assert prob.k >= 500 and prob.table.shape[1] >= 10
+    r = rands.select(prob, "equal", seed=0, budget=prob.k * 3, crn=True)
+    assert r.best in range(prob.k)
+
+
+@pytest.mark.torch
+def test_live_smoke_two_archs_two_replications():
+    pytest.importorskip("torch")
+    prob = rands.problems.make("nas-live", archs=[space.arch_index(("nor_conv_3x3",) * 6), 0], epochs=2)
+    r = rands.select(prob, "equal", seed=0, budget=4, crn=True)
+    assert r.total_samples == 4
+    # the all-'none' cell cannot learn; the all-conv cell does
+    assert r.means[0] > 50 > r.means[1]
+    again = prob.simulate(np.array([0]), np.array([1]), Streams(0, crn=True))
+    assert again[0] == pytest.approx(prob.simulate(np.array([0]), np.array([1]), Streams(0, crn=True))[0])
