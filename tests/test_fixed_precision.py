@@ -7,7 +7,7 @@ from scipy import integrate, optimize, stats
 
 import rands
 from rands.errors import Interrupted, ParameterError
-from rands.procedures.fixed_precision._core import _kn_screen
+from rands.procedures.fixed_precision._core import _kn_screen, _nearest_sq_dist
 from rands.procedures.fixed_precision.constants import (gsp_eta, gsp_tail, kn_eta, kn_h2, rinott_h,
                                                        rinott_h_limit)
 from rands.procedures.fixed_precision.gsp import GSP, _gsp_screen
@@ -109,10 +109,15 @@ def test_kn_screen_matches_brute_force(r):
     sums = rng.normal(0, 3 * np.sqrt(r), k)
     idx = np.sort(rng.choice(k, 45, replace=False))
     h2 = kn_h2(k, 0.05, n0)
-    got = _kn_screen(idx, sums, c, a, h2, 0.5, float(r), 1 / (n0 - 1), np.ones(len(idx), dtype=bool))
     want = _kn_screen_brute(idx, sums, x1, h2, 0.5, r)
     assert want.sum() < len(idx)           # the case eliminates something
-    assert np.array_equal(got, want)
+    lmin = _nearest_sq_dist(c)
+    brute = np.array([min(np.sum((c[i] - c[l]) ** 2) for l in range(k) if l != i) for i in range(k)])
+    assert np.allclose(lmin, brute)
+    for bound in (np.zeros(k), lmin):      # pruning with the bound changes nothing
+        got = _kn_screen(idx, sums, c, a, bound, h2, 0.5, float(r), 1 / (n0 - 1),
+                         np.ones(len(idx), dtype=bool))
+        assert np.array_equal(got, want)
 
 
 def test_gsp_screen_matches_brute_force():
@@ -173,9 +178,12 @@ def test_gsp_pgs(config):
 
 
 def test_kn_crn_saves_samples_with_positive_correlation():
-    ind = rands.validate(_sc(rho=0.8), KN(alpha=0.05, delta=0.5, n0=20), macroreps=60, seed=2)
-    crn = rands.validate(_sc(rho=0.8), KN(alpha=0.05, delta=0.5, n0=20, crn=True), macroreps=60, seed=2)
-    assert crn.mean_samples < 0.5 * ind.mean_samples
+    # Var(X_i - X_l) = 2 sigma^2 (1 - rho): with rho = 0.8 the difference variance is 5x smaller
+    prob = rands.problems.make("slippage", k=10, delta=0.5, sigma=3.0, rho=0.8)
+    ind = rands.validate(prob, KN(alpha=0.05, delta=0.5, n0=20), macroreps=60, seed=2)
+    crn = rands.validate(prob, KN(alpha=0.05, delta=0.5, n0=20, crn=True), macroreps=60, seed=2)
+    assert crn.mean_samples < 0.4 * ind.mean_samples
+    assert crn.pcs >= 0.9
 
 
 @pytest.mark.slow
@@ -284,7 +292,7 @@ class FakeCheckpointer:
 
 @pytest.mark.parametrize("proc", list(ALL))
 def test_checkpoint_resume_identical(proc):
-    prob = _mdm(k=17, rho=0.3)
+    prob = rands.problems.make("mdm", k=17, delta=0.5, sigma=2.0, rho=0.3)
     full = rands.select(prob, ALL[proc](), seed=21)
     probe = FakeCheckpointer()
     rands.select(prob, ALL[proc](), seed=21, checkpoint=probe)

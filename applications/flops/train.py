@@ -26,10 +26,10 @@ __all__ = ["DEFAULTS", "train_run", "make_optimizer", "child_generators"]
 #: defaults of a setting; a setting dict overrides any of them
 DEFAULTS: dict[str, Any] = {
     "estimator": "lr", "allocator": "uniform", "allocator_params": {}, "queries_per_point": 8,
-    "lr": None, "sigma": 1e-2, "eps": 1e-3, "antithetic": True, "baseline": "none", "base": "adam",
+    "lr": None, "sigma": 1e-2, "eps": 1e-3, "antithetic": True, "baseline": "none", "base": "sgd",
 }
-#: default learning rates per estimator (Adam), tuned by hand on the uniform allocator
-DEFAULT_LR = {"lr": 2e-3, "spsa": 1e-3}
+#: default SGD learning rates per estimator, tuned by hand on the uniform allocator (MLP, seed 0)
+DEFAULT_LR = {"lr": 0.05, "spsa": 0.02}
 
 
 def child_generators(seed: int | Sequence[int]) -> tuple[torch.Generator, torch.Generator]:

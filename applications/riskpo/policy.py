@@ -107,6 +107,28 @@ class Policy(nn.Module):
             lps.append(torch.cat(lp_all, dim=1))
         return torch.cat(outs), torch.cat(lps)
 
+    @torch.no_grad()
+    def sample_with_uniforms(self, prompts: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0,
+                             chunk: int = 8192) -> torch.Tensor:
+        """Responses (n, 5) by inverse-CDF sampling with given uniforms (n, 5) in (0, 1).
+
+        Makes a response a pure function of its uniforms (for R&S streams and CRN).
+        """
+        outs = []
+        for s in range(0, prompts.shape[0], chunk):
+            caches = [[None, None] for _ in self.blocks]
+            logits = self.forward(prompts[s:s + chunk], caches)[:, -1]
+            u = uniforms[s:s + chunk].to(torch.float64)
+            toks = []
+            for t in range(T.RESPONSE_LEN):
+                cdf = torch.cumsum(torch.softmax(logits.to(torch.float64) / temperature, dim=-1), dim=-1)
+                nxt = torch.searchsorted(cdf, u[:, t:t + 1].contiguous()).clamp_max(cdf.shape[-1] - 1)
+                toks.append(nxt)
+                if t + 1 < T.RESPONSE_LEN:
+                    logits = self.forward(nxt, caches, start=T.PROMPT_LEN + t)[:, -1]
+            outs.append(torch.cat(toks, dim=1))
+        return torch.cat(outs)
+
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -115,9 +115,9 @@ def train(cfg: TrainConfig, init: P.Policy, train_split: T.Split, eval_split: T.
     gen = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 0xA11]).generate_state(1)[0]))
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xB0B]))
     rng_eval = np.random.default_rng(np.random.SeedSequence([0, 0xE7A]))  # same curve subset for every run
-    curve_idx = np.sort(np.concatenate([rng_eval.choice(np.flatnonzero(eval_split.bucket == k),
-                                                        cfg.eval_per_bucket_curve, replace=False)
-                                        for k in range(3)]))
+    members = [np.flatnonzero(eval_split.bucket == k) for k in range(3)]
+    curve_idx = np.sort(np.concatenate([rng_eval.choice(m, min(cfg.eval_per_bucket_curve, len(m)), replace=False)
+                                        for m in members]))
     curve_split = eval_split.subset(curve_idx)
     hist = {"config": asdict(cfg), "steps": [], "train": [], "curve": []}
     mask = torch.ones(cfg.prompts_per_step * cfg.group_size, T.RESPONSE_LEN)

@@ -329,7 +329,8 @@ def profile_step_memory(model, schedule: DDIMSchedule, shape: Sequence[int], *, 
         saved[0] += x.numel() * x.element_size()
         return x
 
-    x = torch.zeros((1, *shape))
+    dtype = next(iter(_params(model).values())).dtype
+    x = torch.zeros((1, *shape), dtype=dtype)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
         y = schedule.step(model, x, t, torch.zeros_like(x))
     del y

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rands.errors import ParameterError
+from rands.errors import ParameterError, check_int
 from rands.problems.base import Problem, check_k
 from rands.streams import Streams, generator_for
 
@@ -51,13 +51,15 @@ class FineTuneProblem(Problem):
     schedule : a :class:`DDIMSchedule` or {"train_steps", "num_steps", "eta"}.
     shape : shape of one sample (default (64,), flattened 8x8 digits).
     labels : names of the systems.
-    chunk : chains per network call.
+    chunk : chains per network call. Every call is padded to exactly ``chunk`` rows, so a
+        chain's floating-point result never depends on which other chains share its block (rows
+        of a fixed-shape batch do not interact): sample (i, r) is bit-identical in any block.
     """
 
     name = "rlr_finetunes"
 
     def __init__(self, models: Sequence, reward, schedule, *, shape: Sequence[int] = (64,),
-                 labels: Sequence[str] | None = None, chunk: int = 512):
+                 labels: Sequence[str] | None = None, chunk: int = 64):
         from .models import load_npz
         self.k = check_k(len(models))
         self._paths = [str(m) for m in models] if all(isinstance(m, (str, Path)) for m in models) else None
@@ -82,7 +84,7 @@ class FineTuneProblem(Problem):
         self.labels = list(labels) if labels is not None else None
         if self.labels is not None and len(self.labels) != self.k:
             raise ParameterError(f"labels must have length k={self.k}, got {len(self.labels)}")
-        self.chunk = int(chunk)
+        self.chunk = check_int("chunk", chunk, low=1)
 
     def noise_values(self, system: int, reps: np.ndarray, streams: Streams) -> np.ndarray:
         """(len(reps), (T+1)*dim) standard normals of (system, r) (of r only under CRN)."""
@@ -97,18 +99,20 @@ class FineTuneProblem(Problem):
             idx = np.nonzero(systems == i)[0]
             for s in range(0, idx.size, self.chunk):
                 sl = idx[s:s + self.chunk]
-                noise = NoiseBank.from_numpy(self.noise_values(int(i), reps[sl], streams),
-                                             self.schedule.num_steps, self.shape)
+                vals = self.noise_values(int(i), reps[sl], streams)
+                pad = np.zeros((self.chunk, vals.shape[1]))
+                pad[:sl.size] = vals
+                noise = NoiseBank.from_numpy(pad, self.schedule.num_steps, self.shape)
                 with torch.no_grad():
                     x0 = sample_chain(self.models[int(i)], self.schedule, noise).x0
-                    out[sl] = self.reward(x0).double().numpy()
+                    out[sl] = self.reward(x0).double().numpy()[:sl.size]
         return out
 
     def params(self) -> dict[str, Any]:
         if self._paths is None or self._reward_spec is None or self._schedule_spec is None:
             return {"k": self.k}
         return {"models": self._paths, "reward": self._reward_spec, "schedule": self._schedule_spec,
-                "shape": list(self.shape), "labels": self.labels}
+                "shape": list(self.shape), "labels": self.labels, "chunk": self.chunk}
 
     def label(self, system: int) -> str:
         return self.labels[system] if self.labels is not None else str(int(system))

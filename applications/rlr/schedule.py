@@ -99,7 +99,15 @@ class DDIMSchedule:
 
     @classmethod
     def from_diffusers(cls, scheduler, num_steps: int, eta: float) -> "DDIMSchedule":
-        """Constants of a diffusers ``DDIMScheduler`` after ``set_timesteps(num_steps)``."""
+        """Constants of a diffusers ``DDIMScheduler`` after ``set_timesteps(num_steps)``.
+
+        The scheduler must predict epsilon without x0 clipping or thresholding (our step is the
+        unclipped DDIM update, whose Gaussian log-density the likelihood-ratio terms use)."""
+        cfg = scheduler.config
+        if getattr(cfg, "prediction_type", "epsilon") != "epsilon":
+            raise ParameterError(f"scheduler prediction_type must be 'epsilon', got {cfg.prediction_type!r}")
+        if getattr(cfg, "clip_sample", False) or getattr(cfg, "thresholding", False):
+            raise ParameterError("scheduler must have clip_sample=False and thresholding=False")
         scheduler.set_timesteps(num_steps)
         ts_gen = np.asarray(scheduler.timesteps.cpu().numpy(), dtype=np.int64)  # generation order
         ac = scheduler.alphas_cumprod.double().cpu().numpy()

@@ -310,7 +310,7 @@ def _seed_greedy_pp(sh: _Sharded, m: int, n_cand: int, rng: np.random.Generator)
     return cent
 
 
-def _lloyd(sh: _Sharded, cent: np.ndarray, max_iter: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, int]:
+def _lloyd(sh: _Sharded, cent: np.ndarray, max_iter: int, max_changed: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, int]:
     m, n = cent.shape
     labels = np.full(sh.x.shape[0], -1, dtype=np.int64)
     it = 0
@@ -329,7 +329,7 @@ def _lloyd(sh: _Sharded, cent: np.ndarray, max_iter: int) -> tuple[np.ndarray, n
         sizes = np.sum(sh.cat(counts), axis=0)
         obj = float(np.sum(sh.cat(objc)))
         changed = int(np.sum(sh.cat(chg)))
-        if changed == 0 or it >= max_iter:
+        if changed <= max_changed or it >= max_iter:
             break
         norms = np.sqrt(np.sum(S * S, axis=1))
         new = cent.copy()
@@ -350,7 +350,7 @@ def _lloyd(sh: _Sharded, cent: np.ndarray, max_iter: int) -> tuple[np.ndarray, n
 def spherical_kmeans(x: np.ndarray, n_clusters: int, *, seed: int | tuple = 0, n_init: int = 3,
                      n_candidates: int | None = None, max_iter: int = 100, chunk: int = DEFAULT_CHUNK,
                      comm=None, offset: int = 0, k_total: int | None = None,
-                     standardized: bool = False) -> ClusteringResult:
+                     standardized: bool = False, tol: float = 1e-4) -> ClusteringResult:
     """Cluster k pilot vectors into ``n_clusters`` groups by correlation.
 
     Parameters
@@ -361,6 +361,7 @@ def spherical_kmeans(x: np.ndarray, n_clusters: int, *, seed: int | tuple = 0, n
     n_init : restarts; the lowest objective is kept (ties: first restart).
     n_candidates : greedy k-means++ candidates per centre (default 2 + floor(ln m)).
     max_iter : Lloyd iterations per restart.
+    tol : stop when at most floor(tol * k) labels changed in an iteration (0: until none).
     chunk : systems per reduction chunk (must be the same on every rank).
     comm, offset, k_total : the sharded call (see ``rands.parallel.clustering``).
     standardized : x already holds unit rows from :func:`standardize`.
@@ -374,6 +375,9 @@ def spherical_kmeans(x: np.ndarray, n_clusters: int, *, seed: int | tuple = 0, n
     n_init = check_int("n_init", n_init, low=1)
     max_iter = check_int("max_iter", max_iter, low=1)
     chunk = check_int("chunk", chunk, low=1)
+    if not 0.0 <= float(tol) < 1.0:
+        raise ParameterError(f"tol must be in [0, 1), got {tol!r}")
+    max_changed = int(np.floor(float(tol) * k_total))
     n_cand = 2 + int(np.log(m)) if n_candidates is None else check_int("n_candidates", n_candidates, low=1)
     base = tuple(seed) if isinstance(seed, (tuple, list)) else (int(seed),)
     if offset % chunk:
@@ -384,7 +388,7 @@ def spherical_kmeans(x: np.ndarray, n_clusters: int, *, seed: int | tuple = 0, n
     for r in range(n_init):
         rng = np.random.default_rng(np.random.SeedSequence((*base, 0x636C75, r)))
         cent = _seed_greedy_pp(sh, m, n_cand, rng)
-        labels, cent, obj, sizes, it = _lloyd(sh, cent, max_iter)
+        labels, cent, obj, sizes, it = _lloyd(sh, cent, max_iter, max_changed)
         inits.append({"objective": obj, "n_iter": it})
         if best is None or obj < best.objective:
             best = ClusteringResult(labels, cent, obj, sizes, it)

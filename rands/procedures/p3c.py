@@ -219,8 +219,8 @@ class _Pipeline(Procedure):
                   "winners": winners.tolist(), "pilot_samples": int(st["pilot_total"]),
                   "within_samples": int(st["within_total"]) - int(st["pilot_total"]),
                   "final_samples": final_n, "labels": labels}
-        if "loads" in st:
-            extras["loads"] = st["loads"]
+        if self.budget is None and stage < 2:
+            extras["group_bases"] = dict(getattr(self, "_group_bases", {}))
         return ProcedureOutput(best=int(best), extras=extras)
 
     def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray) -> np.ndarray:
@@ -240,6 +240,7 @@ class _Pipeline(Procedure):
                 name = self.base if sizes[j] <= self.max_pairwise or self.large_base is None \
                     else self.large_base
                 calls.setdefault((name,), []).append(int(j))
+            self._group_bases = {nm: len(ix) for (nm,), ix in calls.items()}
             for (name,), idx in calls.items():
                 params = self._params_for(name, alpha=a_w)
                 res = ctx.run_groups(run_base, [groups[j] for j in idx], base=name, params=params,
@@ -321,7 +322,7 @@ class P3C(_Pipeline):
 
     name = "p3c"
 
-    def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.5, n0: int = 10,
+    def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  pilot: int | None = None, n_clusters: int = 16, pilot_mode: str = "split",
                  partition: Any = None, final: str | None = None, alpha_split: float = 0.5,
                  base_params: dict | None = None, max_pairwise: int = 4096, large_base: str | None = "kt",
@@ -412,7 +413,7 @@ class DivideAndConquer(_Pipeline):
 
     name = "dc"
 
-    def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.5, n0: int = 10,
+    def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  n_groups: int = 16, partition: str = "random", final: str | None = None,
                  alpha_split: float = 0.5, base_params: dict | None = None, max_pairwise: int = 4096,
                  large_base: str | None = "kt", budget: int | None = None, final_fraction: float = 0.1,

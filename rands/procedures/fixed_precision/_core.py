@@ -74,13 +74,32 @@ def rinott_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: in
 
 # --------------------------------------------------------------------------- KN
 @numba.njit(cache=True)
-def _kn_screen(alive_idx, sums, c, a, h2, delta, r, inv_nu, keep):
+def _nearest_sq_dist(c):
+    """min_{l != i} |c_i - c_l|^2 for every row i (O(k^2 n0) once, O(k) memory)."""
+    k, n0 = c.shape
+    out = np.full(k, np.inf)
+    for i in range(k):
+        for l in range(i + 1, k):
+            d = 0.0
+            for t in range(n0):
+                e = c[i, t] - c[l, t]
+                d += e * e
+            if d < out[i]:
+                out[i] = d
+            if d < out[l]:
+                out[l] = d
+    return out
+
+
+@numba.njit(cache=True)
+def _kn_screen(alive_idx, sums, c, a, lmin, h2, delta, r, inv_nu, keep):
     """One KN screening: keep[j] = False if system alive_idx[j] is eliminated.
 
     i is eliminated by l if sum_l - sum_i > max(0, h2 S_il^2 / (2 delta) - delta r / 2),
     S_il^2 = |c_i - c_l|^2 / (n0 - 1) from the centred first-stage rows c.
     Candidates l are scanned in decreasing order of their sums, stopping at the
-    first l with sum_l <= sum_i (no later l can eliminate i).
+    first l with sum_l - sum_i <= max(0, h2 lmin_i (n0-1)^-1 / (2 delta) - delta r / 2),
+    lmin_i <= min_l |c_i - c_l|^2 (no later l can eliminate i).
     """
     m = alive_idx.shape[0]
     s = np.empty(m)
@@ -96,11 +115,12 @@ def _kn_screen(alive_idx, sums, c, a, h2, delta, r, inv_nu, keep):
         si = sums[i]
         ai = a[i]
         sai = np.sqrt(ai)
+        stop = max(0.0, coef * lmin[i] - off)
         out = False
         for ll in range(m):
             l = alive_idx[order[ll]]
             d = sums[l] - si
-            if d <= 0.0:
+            if d <= stop:
                 break
             sal = np.sqrt(a[l])
             # bounds from | |c_i| - |c_l| | <= |c_i - c_l| <= |c_i| + |c_l|
@@ -156,12 +176,14 @@ def kn_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: int, c
     r = _as_int(st[p + "r"])
     st[p + "sums"], st[p + "alive"] = sums, alive
     inv_nu = 1.0 / (n0 - 1)
+    # nearest-neighbour bound on S_il^2 (only pruning: decisions do not depend on it)
+    lmin = _nearest_sq_dist(c) if m >= 200 else np.zeros(m)
     # past this stage every continuation region has closed (W_il = 0)
     r_close = int(np.floor(h2 * 4.0 * a.max() * inv_nu / (delta * delta))) + 1
     while True:
         idx = np.flatnonzero(alive)
         if idx.shape[0] > 1:
-            keep = _kn_screen(idx, sums, c, a, h2, delta, float(r), inv_nu,
+            keep = _kn_screen(idx, sums, c, a, lmin, h2, delta, float(r), inv_nu,
                               np.ones(idx.shape[0], dtype=np.bool_))
             alive[idx[~keep]] = False
             idx = idx[keep]

@@ -1,0 +1,411 @@
+"""RLR study at CPU scale: a DDPM on scikit-learn digits, a frozen-classifier reward.
+
+Stages (run in order; each writes JSON next to this file, or under --out):
+  assets  train the DDPM (MLP eps-model) and the digit classifier -> assets/*.npz, assets.json
+  A       gradient quality at fixed theta: bias, tr Cov, MSE, MSE x cost, cosine vs full backprop,
+          M replications under CRN (every estimator sees the same x_T and step noises) -> expA.json
+  B       optimisation: reward vs samples / network calls / wall time, collapse and diversity,
+          several seeds -> expB.json, final fine-tunes -> assets/finetunes/*.npz
+  select  fine-tunes as rands systems, chosen by rands.select under CRN -> select.json
+  plots   expA.png, expB.png
+``--smoke`` runs every stage with tiny sizes into a temporary folder (CI).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+from rands.applications.rlr import (DDIMSchedule, NoiseBank, estimate_gradient, linear_alphas_cumprod,  # noqa
+                                    make_estimator, profile_step_memory, h_from_budget)
+from rands.applications.rlr.models import (MLPClassifier, MLPDenoiser, digits_data, load_npz, save_npz,  # noqa
+                                           train_classifier, train_ddpm)
+from rands.applications.rlr.rewards import ClassifierHit, ClassifierLogProb, Compressibility  # noqa: E402
+from rands.applications.rlr.train import evaluate, finetune  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+TARGET = 3
+
+# name -> (make_estimator name, kwargs)
+EST_A = {
+    "full_bp": ("full_bp", {}),
+    "draft_1": ("draft_1", {}),
+    "draft_2": ("draft_2", {}),
+    "draft_5": ("draft_5", {}),
+    "alignprop_rand": ("alignprop_rand", {"k_max": 3}),
+    "ddpo": ("ddpo", {}),
+    "ddpo_ppo": ("ddpo_ppo", {}),
+    "hybrid_bp_2": ("hybrid_bp_2", {}),
+    "rlr_h1": ("rlr", {"h": 1}),
+    "rlr_h2": ("rlr", {"h": 2}),
+    "rlr_h4": ("rlr", {"h": 4}),
+    "rlr_h2_softmax": ("rlr", {"h": 2, "j": "softmax"}),
+    "rlr_h2_band": ("rlr", {"h": 2, "band": "upper"}),  # j in the upper (noisier) half of the chain
+    "rlr_zo_h2": ("rlr", {"h": 2, "fill": "zo", "zo_sigma": 0.01}),
+    "rlr_code": ("rlr_code", {"n": 2}),
+}
+EST_B = ["full_bp", "draft_1", "alignprop_rand", "ddpo", "ddpo_ppo", "rlr_h2", "rlr_h2_softmax"]
+
+
+def make_est(name: str, c: dict):
+    base, kw = EST_A[name]
+    kw = dict(kw)
+    if kw.get("band") == "upper":
+        kw["band"] = (c["T"] // 2 + 1, c["T"] - 1)
+    e = make_estimator(base, **kw)
+    e.name = name
+    return e
+
+
+def cfg(smoke: bool) -> dict:
+    if smoke:
+        return dict(ddpm_steps=300, clf_steps=300, hidden=64, train_steps=100, T=6, eta=1.0, reps=20, batch=4,
+                    truth=400, truth_batch=200, warmup=5, b_updates=6, b_batch=4, b_seeds=2, b_eval=32,
+                    b_every=3, lr=3e-4, sel_budget=60, sel_truth=200, ppo_epochs=2)
+    return dict(ddpm_steps=6000, clf_steps=1500, hidden=256, train_steps=200, T=10, eta=1.0, reps=2000, batch=8,
+                truth=20000, truth_batch=500, warmup=100, b_updates=200, b_batch=16, b_seeds=3, b_eval=128,
+                b_every=10, lr=3e-4, sel_budget=2100, sel_truth=4000, ppo_epochs=2)
+
+
+def schedule(c) -> DDIMSchedule:
+    return DDIMSchedule.from_alphas(linear_alphas_cumprod(c["train_steps"]), c["T"], c["eta"])
+
+
+def load_assets(out: Path):
+    model = load_npz(out / "assets" / "ddpm.npz")
+    clf = load_npz(out / "assets" / "classifier.npz")
+    return model, clf
+
+
+# ---------------------------------------------------------------- assets
+def stage_assets(c, out: Path) -> None:
+    (out / "assets").mkdir(parents=True, exist_ok=True)
+    X, y = digits_data()
+    t0 = time.time()
+    clf = MLPClassifier()
+    acc = train_classifier(clf, X, y, steps=c["clf_steps"])
+    model = MLPDenoiser(dim=64, hidden=c["hidden"], temb=32, depth=2)
+    curve = train_ddpm(model, X, linear_alphas_cumprod(c["train_steps"]), steps=c["ddpm_steps"], log_every=1000)
+    save_npz(model, out / "assets" / "ddpm.npz")
+    save_npz(clf, out / "assets" / "classifier.npz")
+    sch = schedule(c)
+    bank = NoiseBank.draw(c["T"], 500, (64,), torch.Generator().manual_seed(0))
+    ev = evaluate(model, sch, bank, {"logp": ClassifierLogProb(clf, TARGET), "hit": ClassifierHit(clf, TARGET)},
+                  clf)
+    ev.pop("_features")
+    info = {"classifier": acc, "ddpm_loss_last": curve[-1], "ddpm_params": sum(p.numel() for p in model.parameters()),
+            "base_samples": ev, "seconds": time.time() - t0, "config": c,
+            "memory_per_step_bytes": profile_step_memory(model, sch, (64,))}
+    (out / "assets.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1))
+
+
+# ---------------------------------------------------------------- experiment A
+def stage_A(c, out: Path, only: list[str] | None = None) -> None:
+    model, clf = load_assets(out)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    sch = schedule(c)
+    reward = ClassifierLogProb(clf, TARGET)
+    g = torch.Generator().manual_seed(2026)
+    t0 = time.time()
+    truth_sum = None
+    sq = None
+    nb_truth = c["truth"] // c["truth_batch"]
+    for _ in range(nb_truth):
+        bank = NoiseBank.draw(c["T"], c["truth_batch"], (64,), g)
+        gr, _ = estimate_gradient(model, sch, bank, reward, make_estimator("full_bp"), rng=np.random.default_rng(0))
+        gr = gr.double().numpy()
+        truth_sum = gr if truth_sum is None else truth_sum + gr
+        sq = gr ** 2 if sq is None else sq + gr ** 2
+    truth = truth_sum / nb_truth
+    # tr Cov of the truth estimate (batch means of truth_batch chains, averaged over nb_truth batches)
+    truth_trvar = float(((sq / nb_truth - truth ** 2) * nb_truth / (nb_truth - 1)).sum() / nb_truth)
+    print(f"truth: |g| = {np.linalg.norm(truth):.4g}, tr Var(truth) = {truth_trvar:.3g}, {time.time() - t0:.1f}s",
+          flush=True)
+    names = [n for n in EST_A if only is None or n in only]
+    ests = {n: make_est(n, c) for n in names}
+    for n, e in ests.items():
+        e.name = n
+    P = truth.size
+    stats = {n: {"sum": np.zeros(P), "sumsq": np.zeros(P), "sqerr": 0.0, "cos": 0.0, "units": 0.0, "peak": 0,
+                 "secs": 0.0} for n in names}
+    # warm-up of adaptive j (running per-step norms), not counted
+    for n, e in ests.items():
+        if EST_A[n][1].get("j") == "softmax":
+            for _ in range(c["warmup"]):
+                bank = NoiseBank.draw(c["T"], c["batch"], (64,), g)
+                estimate_gradient(model, sch, bank, reward, e, rng=np.random.default_rng(1))
+    zo_gen = torch.Generator().manual_seed(77)
+    rngs = {n: np.random.default_rng(abs(hash(n)) % (2 ** 32)) for n in names}
+    tn = np.linalg.norm(truth)
+    t0 = time.time()
+    for r in range(c["reps"]):
+        bank = NoiseBank.draw(c["T"], c["batch"], (64,), g)  # CRN: one bank per replication, all estimators
+        traj = None
+        for n, e in ests.items():
+            s = stats[n]
+            t1 = time.perf_counter()
+            gr, info = estimate_gradient(model, sch, bank, reward, e, rng=rngs[n], generator=zo_gen,
+                                         traj=None if "zo" in n else traj)
+            s["secs"] += time.perf_counter() - t1
+            if "zo" not in n:
+                traj = info["traj"]
+            v = gr.double().numpy()
+            s["sum"] += v
+            s["sumsq"] += v * v
+            d = v - truth
+            s["sqerr"] += float(d @ d)
+            nv = np.linalg.norm(v)
+            s["cos"] += float(v @ truth / (nv * tn)) if nv > 0 else 0.0
+            s["units"] += info["cost"]["units"]
+            s["peak"] = max(s["peak"], info["cost"]["peak_depth"])
+        if (r + 1) % 200 == 0:
+            print(f"A: {r + 1}/{c['reps']} reps, {time.time() - t0:.0f}s", flush=True)
+    M = c["reps"]
+    rows = {}
+    for n in names:
+        s = stats[n]
+        mean = s["sum"] / M
+        var = (s["sumsq"] / M - mean ** 2) * M / (M - 1)
+        trvar = float(var.sum())
+        bias = mean - truth
+        units = s["units"] / M
+        mse = s["sqerr"] / M
+        cov = ests[n].coverage(sch)
+        rows[n] = {
+            "coverage": cov.describe(),
+            "rel_bias": float(np.linalg.norm(bias) / tn),
+            # Monte Carlo floor of |bias| for an unbiased estimator: sqrt(E|noise|^2)
+            "rel_bias_noise_floor": float(math.sqrt(trvar / M + truth_trvar) / tn),
+            "bias_sq": float(bias @ bias),
+            "tr_cov": trvar,
+            "mse": mse,
+            "rel_mse": mse / tn ** 2,
+            "cost_units": units,
+            "mse_x_cost": mse * units,
+            "tr_cov_x_cost": trvar * units,
+            "cosine": s["cos"] / M,
+            "cosine_of_mean": float(mean @ truth / (np.linalg.norm(mean) * tn)),
+            "peak_graph_steps": s["peak"],
+            "seconds_per_estimate": s["secs"] / M,
+        }
+    res = {"config": c, "batch_per_replication": c["batch"], "replications": M, "truth_norm": float(tn),
+           "truth_chains": c["truth"], "truth_tr_var": truth_trvar, "params": int(P), "estimators": rows,
+           "sigma": sch.sigma.tolist(), "note": "tr_cov and mse are per replication (a batch of `batch` chains); "
+           "cost_units = forward calls + 3 x graph step evaluations per chain"}
+    (out / "expA.json").write_text(json.dumps(res, indent=1))
+    hdr = f"{'estimator':16s} {'relbias':>8s} {'floor':>7s} {'trCov':>10s} {'MSE':>10s} {'units':>6s} " \
+          f"{'MSExcost':>10s} {'cos':>6s}  coverage"
+    print(hdr)
+    for n, r_ in rows.items():
+        print(f"{n:16s} {r_['rel_bias']:8.3f} {r_['rel_bias_noise_floor']:7.3f} {r_['tr_cov']:10.4g} "
+              f"{r_['mse']:10.4g} {r_['cost_units']:6.1f} {r_['mse_x_cost']:10.4g} {r_['cosine']:6.3f}  "
+              f"{r_['coverage']}")
+
+
+# ---------------------------------------------------------------- experiment B
+def stage_B(c, out: Path, methods: list[str] | None = None) -> None:
+    base, clf = load_assets(out)
+    sch = schedule(c)
+    reward = ClassifierLogProb(clf, TARGET)
+    evr = {"logp": reward, "hit": ClassifierHit(clf, TARGET), "compress": Compressibility()}
+    eval_bank = NoiseBank.draw(c["T"], c["b_eval"], (64,), torch.Generator().manual_seed(999))
+    base_ev = evaluate(base, sch, eval_bank, evr, clf)
+    base_feats = base_ev.pop("_features")
+    (out / "assets" / "finetunes").mkdir(parents=True, exist_ok=True)
+    runs = {}
+    methods = methods or EST_B
+    jobs = [(m, "logp") for m in methods] + [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
+    for m, rname in jobs:
+        for seed in range(c["b_seeds"]):
+            model = load_npz(out / "assets" / "ddpm.npz")
+            if m == "rlr_h2_nofo":
+                est = make_estimator("rlr", h=2, fo=0)
+            else:
+                est = make_est(m, c)
+            rew = reward if rname == "logp" else evr["hit"]
+            t0 = time.time()
+            hist = finetune(model, sch, rew, est, updates=c["b_updates"], batch=c["b_batch"], lr=c["lr"],
+                            seed=seed, ppo_epochs=c["ppo_epochs"] if m == "ddpo_ppo" else 1, eval_noise=eval_bank,
+                            eval_rewards=evr, eval_every=c["b_every"], classifier=clf, base_features=base_feats)
+            key = f"{m}|{rname}|{seed}"
+            runs[key] = hist
+            save_npz(model, out / "assets" / "finetunes" / f"{m}_{rname}_s{seed}.npz")
+            lp = hist["eval_logp"]
+            print(f"B {key}: logp {lp[0]:.3f} -> max {max(lp):.3f} -> final {lp[-1]:.3f}; diversity "
+                  f"{hist['eval_diversity_l2'][0]:.3f} -> {hist['eval_diversity_l2'][-1]:.3f}; "
+                  f"{time.time() - t0:.1f}s", flush=True)
+    summary = {}
+    for key, h in runs.items():
+        m, rname, seed = key.split("|")
+        target = h["eval_logp"] if rname == "logp" else h["eval_hit"]
+        summary.setdefault(f"{m}|{rname}", []).append({
+            "final": target[-1], "peak": max(target), "drop_from_peak": max(target) - target[-1],
+            "final_hit": h["eval_hit"][-1], "diversity_ratio": h["eval_diversity_l2"][-1] / h["eval_diversity_l2"][0],
+            "feature_spread_ratio": h["eval_feature_spread"][-1] / h["eval_feature_spread"][0],
+            "frechet_to_base": h["eval_frechet_to_base"][-1], "wall": h["ledger"]["wall"],
+            "network_calls": h["ledger"]["network_calls"], "samples": h["ledger"]["samples"]})
+    agg = {}
+    for k, lst in summary.items():
+        agg[k] = {f: {"mean": float(np.mean([d[f] for d in lst])), "sd": float(np.std([d[f] for d in lst], ddof=1))
+                      if len(lst) > 1 else 0.0} for f in lst[0]}
+    res = {"config": c, "base_eval": base_ev, "runs": runs, "summary": agg,
+           "collapse_definition": "diversity_ratio = final / initial mean pairwise L2 of 128 fixed-noise samples; "
+                                  "drop_from_peak = peak - final eval reward"}
+    (out / "expB.json").write_text(json.dumps(res, indent=1))
+    print(f"{'method|reward':24s} {'final':>14s} {'drop':>7s} {'hit':>6s} {'div':>6s} {'FD':>8s} {'calls':>8s} "
+          f"{'wall':>6s}")
+    for k, a in agg.items():
+        print(f"{k:24s} {a['final']['mean']:7.3f}+-{a['final']['sd']:5.3f} {a['drop_from_peak']['mean']:7.3f} "
+              f"{a['final_hit']['mean']:6.3f} {a['diversity_ratio']['mean']:6.3f} {a['frechet_to_base']['mean']:8.2f} "
+              f"{a['network_calls']['mean']:8.0f} {a['wall']['mean']:6.1f}")
+
+
+# ---------------------------------------------------------------- selection
+def stage_select(c, out: Path) -> None:
+    import rands
+    from rands.applications.rlr.problem import FineTuneProblem
+    ft = out / "assets" / "finetunes"
+    methods = [m for m in EST_B if (ft / f"{m}_logp_s0.npz").exists()]
+    paths = [str(out / "assets" / "ddpm.npz")] + [str(ft / f"{m}_logp_s0.npz") for m in methods]
+    labels = ["base"] + methods
+    spec = {"kind": "classifier_logprob", "classifier": str(out / "assets" / "classifier.npz"), "target": TARGET}
+    prob = FineTuneProblem(paths, spec, {"train_steps": c["train_steps"], "num_steps": c["T"], "eta": c["eta"]},
+                           labels=labels)
+    # reference means from a large CRN sample (independent seed)
+    st = rands.Streams(424242, crn=True)
+    n = c["sel_truth"]
+    ref = np.array([prob.simulate(np.full(n, i), np.arange(n), st).mean() for i in range(prob.k)])
+    ref_sd = np.array([prob.simulate(np.full(n, i), np.arange(n), st).std() for i in range(prob.k)])
+    out_rows = {"systems": labels, "reference_means": ref.tolist(), "reference_sd": ref_sd.tolist(),
+                "reference_n": n, "procedures": {}}
+    print("reference means:", dict(zip(labels, np.round(ref, 3))))
+    tries = {"equal": {"budget": c["sel_budget"], "crn": True}}
+    avail = rands.procedures.names()
+    for name in avail:
+        if name in tries:
+            continue
+        cls = rands.procedures.procedure_class(name)
+        params = cls._param_names()
+        kw = {}
+        if "budget" in params:
+            kw["budget"] = c["sel_budget"]
+        if "crn" in params and getattr(cls, "supports_crn", False):
+            kw["crn"] = True
+        if "delta" in params:
+            kw["delta"] = 0.05
+        tries[name] = kw
+    for name, kw in tries.items():
+        try:
+            t0 = time.time()
+            res = rands.select(prob, name, seed=7, **kw)
+            out_rows["procedures"][name] = {"params": kw, "best": res.best, "best_label": res.best_label,
+                                            "total_samples": int(res.total_samples),
+                                            "means": np.asarray(res.means).tolist(),
+                                            "correct": bool(res.best == int(np.argmax(ref))),
+                                            "seconds": time.time() - t0}
+            print(f"select {name}: best {res.best_label} with {res.total_samples} samples "
+                  f"(reference best {labels[int(np.argmax(ref))]})", flush=True)
+        except Exception as exc:  # noqa: BLE001 - record and go on: other procedures are work in progress
+            out_rows["procedures"][name] = {"params": kw, "error": f"{type(exc).__name__}: {exc}"}
+            print(f"select {name}: {type(exc).__name__}: {exc}", flush=True)
+    out_rows["available_procedures"] = avail
+    (out / "select.json").write_text(json.dumps(out_rows, indent=1))
+
+
+# ---------------------------------------------------------------- plots
+def stage_plots(c, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    if (out / "expA.json").exists():
+        A = json.loads((out / "expA.json").read_text())["estimators"]
+        names = list(A)
+        fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+        x = np.arange(len(names))
+        ax[0].bar(x, [A[n]["rel_bias"] for n in names], color="C0")
+        ax[0].plot(x, [A[n]["rel_bias_noise_floor"] for n in names], "k_", ms=14, label="MC noise floor")
+        ax[0].set_ylabel("relative bias |E g - g*| / |g*|")
+        ax[0].legend()
+        ax[1].bar(x, [A[n]["tr_cov_x_cost"] for n in names], color="C1")
+        ax[1].set_yscale("log")
+        ax[1].set_ylabel("tr Cov x cost (equal-cost variance)")
+        ax[2].bar(x, [A[n]["mse_x_cost"] for n in names], color="C2")
+        ax[2].set_yscale("log")
+        ax[2].set_ylabel("MSE x cost")
+        for a in ax:
+            a.set_xticks(x)
+            a.set_xticklabels(names, rotation=70, fontsize=8)
+        fig.suptitle("Experiment A: gradient quality at the base model (CRN)")
+        fig.tight_layout()
+        fig.savefig(out / "expA.png", dpi=110)
+        plt.close(fig)
+    if (out / "expB.json").exists():
+        B = json.loads((out / "expB.json").read_text())["runs"]
+        fig, ax = plt.subplots(2, 3, figsize=(16, 8))
+        methods = sorted({k.split("|")[0] + "|" + k.split("|")[1] for k in B})
+        for ci, mr in enumerate(methods):
+            hs = [h for k, h in B.items() if k.startswith(mr + "|")]
+            col = f"C{ci % 10}"
+            for si, h in enumerate(hs):
+                lab = mr if si == 0 else None
+                key = "eval_logp" if mr.endswith("logp") else "eval_hit"
+                if mr.endswith("logp"):
+                    ax[0, 0].plot(h["samples"], h[key], color=col, label=lab, alpha=0.8)
+                    ax[0, 1].plot(h["network_calls"], h[key], color=col, alpha=0.8)
+                    ax[0, 2].plot(h["wall"], h[key], color=col, alpha=0.8)
+                    ax[1, 0].plot(h["samples"], h["eval_diversity_l2"], color=col, alpha=0.8)
+                    ax[1, 1].plot(h["samples"], h["eval_frechet_to_base"], color=col, alpha=0.8)
+                else:
+                    ax[1, 2].plot(h["samples"], h[key], color=col, label=lab, alpha=0.8)
+        ax[0, 0].set(xlabel="samples (chains)", ylabel="eval log p(3 | x0)")
+        ax[0, 1].set(xlabel="network calls", xscale="log")
+        ax[0, 2].set(xlabel="wall seconds")
+        ax[1, 0].set(xlabel="samples", ylabel="diversity (mean pairwise L2)")
+        ax[1, 1].set(xlabel="samples", ylabel="Frechet distance to base (classifier features)")
+        ax[1, 2].set(xlabel="samples", ylabel="eval hit rate (non-differentiable reward)")
+        ax[0, 0].legend(fontsize=7)
+        ax[1, 2].legend(fontsize=7)
+        fig.suptitle("Experiment B: fine-tuning the digits DDPM (each line one seed)")
+        fig.tight_layout()
+        fig.savefig(out / "expB.png", dpi=110)
+        plt.close(fig)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stages", nargs="+", choices=["assets", "A", "B", "select", "plots", "all"])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    ap.add_argument("--out", default=None, help="output folder (default: this folder; smoke: required)")
+    ap.add_argument("--reps", type=int, default=None, help="override replications of experiment A")
+    ap.add_argument("--seeds", type=int, default=None, help="override seeds of experiment B")
+    ap.add_argument("--updates", type=int, default=None, help="override updates of experiment B")
+    args = ap.parse_args(argv)
+    c = cfg(args.smoke)
+    if args.reps:
+        c["reps"] = args.reps
+    if args.seeds:
+        c["b_seeds"] = args.seeds
+    if args.updates:
+        c["b_updates"] = args.updates
+    out = Path(args.out) if args.out else HERE
+    out.mkdir(parents=True, exist_ok=True)
+    stages = ["assets", "A", "B", "select", "plots"] if "all" in args.stages else args.stages
+    for s in stages:
+        t0 = time.time()
+        {"assets": stage_assets, "A": stage_A, "B": stage_B, "select": stage_select, "plots": stage_plots}[s](c, out)
+        print(f"== stage {s} done in {time.time() - t0:.1f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
