@@ -143,6 +143,7 @@ class PoolExecutor:
         self._local_jobs = 0
         self._failed = False
         self._closed = False
+        self.last_error: str | None = None
         self._outstanding = [0] * self.n_remote
 
     # ------------------------------------------------------------------ interface
@@ -269,13 +270,19 @@ class PoolExecutor:
         else:
             reply = run_group_job(self.problem, self.streams, job.fn, job.task)
         if reply[0] == "err":
-            self._failed = True
-            raise SimulationError(reply[1], system=reply[2], replication=reply[3], rank=self._local_rank())
+            raise self._fail(reply, self._local_rank())
         self._local_busy += reply[2]
         self._local_jobs += 1
         if job.kind == "sim":
             self._update_cost(job.size, reply[2])
         return reply[1]
+
+    def _fail(self, reply: tuple, rank: int | None) -> SimulationError:
+        """Mark the executor failed and build the error naming system, replication and rank."""
+        self._failed = True
+        exc = SimulationError(reply[1], system=reply[2], replication=reply[3], rank=rank)
+        self.last_error = str(exc)
+        return exc
 
     def _local_rank(self) -> int | None:
         return 0
@@ -316,9 +323,7 @@ class PoolExecutor:
                 job = running.pop((w, index))
                 self._outstanding[w] -= 1
                 if reply[0] == "err":
-                    self._failed = True
-                    raise SimulationError(reply[1], system=reply[2], replication=reply[3],
-                                          rank=self._worker_rank(w))
+                    raise self._fail(reply, self._worker_rank(w))
                 results[index] = reply[1]
                 self._busy[w] += reply[2]
                 self._jobs_done[w] += 1
@@ -355,9 +360,7 @@ class PoolExecutor:
             job = self._async_running.pop((w, reply[-1]))
             self._outstanding[w] -= 1
             if reply[0] == "err":
-                self._failed = True
-                raise SimulationError(reply[1], system=reply[2], replication=reply[3],
-                                      rank=self._worker_rank(w))
+                raise self._fail(reply, self._worker_rank(w))
             self._busy[w] += reply[2]
             self._jobs_done[w] += 1
             self._update_cost(job.size, reply[2])

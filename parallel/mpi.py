@@ -186,6 +186,8 @@ class MPIExecutor(PoolExecutor):
                     self.comm.Recv(np.empty(m, dtype=np.float64), source=src, tag=DATA)
                 continue
             if time.monotonic() > deadline:
+                if self.last_error:
+                    sys.stderr.write(f"rands: error: {self.last_error}\n")
                 sys.stderr.write(f"rands: workers {sorted(set(range(1, self.size)) - stopped)} did not stop "
                                  f"within {self.abort_after_s:.0f} s after the error; aborting\n")
                 sys.stderr.flush()

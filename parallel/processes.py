@@ -8,6 +8,7 @@ within ``liveness_s`` and reported as a SimulationError, never a hang.
 """
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import pickle
@@ -29,7 +30,8 @@ def _worker_main(wid: int, tasks, results, parent_pid: int) -> None:
         try:
             msg = tasks.get(timeout=2.0)
         except _queue.Empty:
-            if os.getppid() != parent_pid:   # coordinator gone: exit quietly
+            parent = mp.parent_process()
+            if parent is not None and not parent.is_alive():   # coordinator gone: exit quietly
                 return
             continue
         kind = msg[0]
@@ -73,11 +75,14 @@ class ProcessExecutor(PoolExecutor):
             ctx.set_forkserver_preload(["numpy", "rands", "rands.problems.normal", "rands.parallel._pool"])
         self._results = ctx.Queue()
         self._tasks = [ctx.Queue() for _ in range(workers)]
+        for q in self._tasks:     # never block interpreter exit flushing to a dead worker
+            q.cancel_join_thread()
         self._procs = [ctx.Process(target=_worker_main, args=(w, self._tasks[w], self._results, os.getpid()),
                                    daemon=True, name=f"rands-worker-{w + 1}")
                        for w in range(workers)]
         for p in self._procs:
             p.start()
+        atexit.register(self.close)
 
     def _bind_workers(self, payload: bytes) -> None:
         for q in self._tasks:
@@ -117,6 +122,10 @@ class ProcessExecutor(PoolExecutor):
         return worker + 1
 
     def _shutdown(self, failed: bool) -> None:
+        try:
+            atexit.unregister(self.close)
+        except Exception:  # noqa: BLE001
+            pass
         for q in self._tasks:
             try:
                 q.put(("stop",))

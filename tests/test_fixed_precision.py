@@ -255,13 +255,46 @@ def test_kt_edge_cases(k, p, g):
     assert r.extras["final_alpha"] == pytest.approx(0.05 / 2 ** (r.extras["rounds"] + 1))
 
 
-def test_kt_crn_matches_share_replications():
-    # under CRN every KN match draws common replication indices for its systems
-    prob = _sc(k=12)
-    r = rands.select(prob, KT(delta=0.5, g=4, n_groups=1, crn=True), seed=3)
-    assert r.extras["rounds"] == 2
-    stage1 = [e for e in r.trace if e["stage"] == "kt_round"]
-    assert [e["survivors"] for e in stage1] == [3, 1]
+class RecordingSlippage(rands.problems.NormalProblem):
+    """Normal systems that record every block of (system, replication) pairs asked for."""
+
+    def __init__(self, k):
+        super().__init__(np.r_[0.5, np.zeros(k - 1)], 3.0)
+        self.calls = []
+
+    def simulate(self, systems, reps, streams):
+        self.calls.append((np.array(systems), np.array(reps)))
+        return super().simulate(systems, reps, streams)
+
+
+@pytest.mark.parametrize("crn", [False, True])
+def test_kt_match_replication_indices(crn):
+    # a KT match among systems whose replication counters differ (as in later rounds):
+    # under CRN every block uses common replications starting at the largest counter;
+    # without CRN each system continues its own sequence (fresh, independent samples)
+    from rands.procedures.fixed_precision.kt import kt_group_match
+    from rands.sampling import SamplingContext
+    prob = RecordingSlippage(3)
+    start = np.array([5, 40, 17])
+    ctx = SamplingContext(prob, rands.Streams(0, crn=crn), next_rep=start.copy())
+    kt_group_match(ctx, alpha=0.05, delta=0.5, n0=20, crn=crn)
+    first_sys, first_reps = prob.calls[0]
+    assert len(prob.calls) > 1
+    for sys_, reps in prob.calls:
+        per = reps.reshape(len(np.unique(sys_)), -1)
+        if crn:
+            assert (per == per[0]).all()
+    if crn:
+        assert first_reps.reshape(3, -1)[:, 0].tolist() == [40, 40, 40]
+    else:
+        assert first_reps.reshape(3, -1)[:, 0].tolist() == start.tolist()
+
+
+def test_gsp_timing_stage_counts_samples():
+    prob = _sc(k=6)
+    r = rands.select(prob, GSP(delta=0.5, n1=10, rbar=2, beta=5, n0=3), seed=0)
+    assert r.trace[0]["stage"] == "gsp_stage0"
+    assert r.total_samples >= 6 * (3 + 10)
 
 
 class FakeCheckpointer:

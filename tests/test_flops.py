@@ -200,13 +200,13 @@ def test_neyman_variance_matches_closed_form_and_beats_uniform():
 
     gen = torch.Generator().manual_seed(7)
     p = [est.param]
-    mse_o, se_o = _mse(ForwardGradient(p, estimator=est, allocator=Fixed(oracle), queries=budget, generator=gen), est, b, 3000)
-    mse_u, se_u = _mse(ForwardGradient(p, estimator=est, allocator=Uniform(), queries=budget, generator=gen), est, b, 3000)
+    mse_o, se_o = _mse(ForwardGradient(p, estimator=est, allocator=Fixed(oracle), queries=budget, generator=gen), est, b, 2000)
+    mse_u, se_u = _mse(ForwardGradient(p, estimator=est, allocator=Uniform(), queries=budget, generator=gen), est, b, 2000)
     assert abs(mse_o - closed_oracle) < 4 * se_o
     assert abs(mse_u - closed_uniform) < 4 * se_u
     # two-stage Neyman (estimated sds from 2 pilot units) beats uniform at the same budget
     mse_n, se_n = _mse(ForwardGradient(p, estimator=est, allocator=TwoStageNeyman(pilot=2), queries=budget,
-                                       generator=gen), est, b, 3000)
+                                       generator=gen), est, b, 2000)
     assert mse_n + 4 * se_n < mse_u and mse_n > closed_oracle - 4 * se_o
 
 
@@ -215,7 +215,7 @@ def test_gaussian_allocator_learns_towards_neyman_on_constructed_batch():
     b = 16
     loss = torch.linspace(0.1, 3.0, b, dtype=torch.float64)
     est = _KnownVariance((loss ** 2).numpy())
-    alloc = GaussianAllocator(lr=0.05)
+    alloc = GaussianAllocator(lr=0.05, floor=2, moment="variance")
     opt = ForwardGradient([est.param], estimator=est, allocator=alloc, queries=b + 8 * b,
                           generator=torch.Generator().manual_seed(3))
 
@@ -233,11 +233,13 @@ def test_gaussian_allocator_learns_towards_neyman_on_constructed_batch():
 
 
 # ---------------------------------------------------------------- optimizer
-@pytest.mark.parametrize("name", ["uniform", "loss", "neyman", "gaussian", "bernoulli"])
-def test_optimizer_spends_budget_and_respects_floors(name):
+@pytest.mark.parametrize("name,params", [("uniform", {}), ("loss", {}), ("neyman", {}),
+                                         ("neyman", {"pilot": 1, "moment": "second"}), ("gaussian", {}),
+                                         ("gaussian", {"floor": 2, "moment": "variance"}), ("bernoulli", {})])
+def test_optimizer_spends_budget_and_respects_floors(name, params):
     model = _tiny_mlp()
     x, y = _batch(b=8)
-    alloc = make_allocator(name)
+    alloc = make_allocator(name, **params)
     opt = ForwardGradient(model.parameters(), estimator=LayerwiseLR(model), allocator=alloc, queries=8 * 8,
                           lr=0.01, base="sgd")
     before = [p.detach().clone() for p in model.parameters()]
@@ -250,6 +252,13 @@ def test_optimizer_spends_budget_and_respects_floors(name):
         assert 64 - opt.last["passes"] < 2               # at most one pass left over by pairing
     assert opt.forward_passes == 3 * opt.last["passes"]
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_moment_choice_is_validated():
+    with pytest.raises(ParameterError, match="pilot >= 2"):
+        TwoStageNeyman(pilot=1)
+    with pytest.raises(ParameterError, match="moment"):
+        GaussianAllocator(moment="third")
 
 
 def test_optimizer_refuses_a_budget_below_the_floors():

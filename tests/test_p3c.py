@@ -24,7 +24,7 @@ def test_p3c_pcs_small_clustered_instance():
     prob = clustered(k=48, p=4, rho=0.5)
     v = rands.validate(prob, "p3c", macroreps=300, seed=11, n_clusters=4, **KW)
     assert v.pcs_ci[1] >= 0.95, v.row()
-    d = rands.validate(prob, "dc", macroreps=150, seed=12, n_groups=4, **KW)
+    d = rands.validate(prob, "dc", macroreps=100, seed=12, n_groups=4, **KW)
     assert d.pcs_ci[1] >= 0.95, d.row()
 
 
@@ -67,7 +67,7 @@ def test_p3c_beats_dc_when_correlated_and_kt_base_and_large_groups():
     p = np.mean([rands.select(prob, "p3c", seed=s, n_clusters=8, **KW).total_samples for s in range(3)])
     d = np.mean([rands.select(prob, "dc", seed=s, n_groups=8, **KW).total_samples for s in range(3)])
     assert p < d
-    r = rands.select(prob, "p3c", seed=1, base="kt", n_clusters=8, base_params={"g": 4}, **KW)
+    r = rands.select(prob, "p3c", seed=1, base="kt", n_clusters=8, base_params={"g": 8}, **KW)
     assert r.best == 0
     # groups above max_pairwise run with large_base (KT): still correct, no quadratic structure
     r = rands.select(prob, "p3c", seed=1, n_clusters=2, max_pairwise=16, **KW)

@@ -144,7 +144,7 @@ def test_policy_problem_crn_truth_and_selection(small_policies):
     a, b = small_policies
     from rands.applications.riskpo.problem import PolicyProblem
     prob = PolicyProblem([a, b, a], labels=["sft", "random", "sft2"], eval_per_bucket=20)
-    assert prob.true_means[0] == prob.true_means[2] > prob.true_means[1] + 0.05
+    assert prob.true_means[0] == prob.true_means[2] > 1000 * prob.true_means[1]
     crn = Streams(4, crn=True)
     reps = np.arange(200)
     np.testing.assert_array_equal(prob.prompt_index(reps, crn, np.zeros(200, int)),
@@ -161,7 +161,7 @@ def test_policy_problem_crn_truth_and_selection(small_policies):
     z = prob.simulate(np.zeros(n, int), np.arange(n), ind)
     se = np.sqrt(prob.true_means[0] * (1 - prob.true_means[0]) / n)
     assert abs(z.mean() - prob.true_means[0]) < 4 * se
-    res = rands.select(prob, "equal", seed=0, budget=600)
+    res = rands.select(prob, "equal", seed=0, budget=3000)
     assert prob.true_means[res.best] == prob.true_means.max()
 
 

@@ -75,23 +75,39 @@ class LossProportional(Allocator):
         return query(allocate(w, units, self.floor))
 
 
+def _moment(stats: QueryStats, moment: str) -> torch.Tensor:
+    v = stats.point_variances() if moment == "variance" else stats.point_second_moments()
+    return torch.where(torch.isfinite(v), v.clamp(min=0), torch.zeros_like(v))
+
+
+def _check_moment(moment: str, floor: int, name: str) -> str:
+    if moment not in ("variance", "second"):
+        raise ParameterError(f"moment must be 'variance' or 'second', got {moment!r}")
+    if moment == "variance" and floor < 2:
+        raise ParameterError(f"moment='variance' needs {name} >= 2 (a sample variance), got {floor}")
+    return moment
+
+
 class TwoStageNeyman(Allocator):
     """Pilot ``pilot`` units per point, then totals proportional to the pilot sds.
 
     Stage 2 gives the remaining units so that the final n_i = max(pilot, c*s_i)
     (Neyman allocation with floors; the OCBA/Neyman family of R&S); the pilot
-    units are reused in the estimate. Needs pilot >= 2 for the sds.
+    units are reused in the estimate. ``moment="variance"`` uses the pilot sample
+    variances (pilot >= 2); ``"second"`` the pilot mean squared norms
+    E||ghat||^2 = v_i + ||g_i||^2 (pilot >= 1, cheaper; see QueryStats.point_second_moments).
     """
 
     name = "neyman"
 
-    def __init__(self, pilot: int = 2) -> None:
-        self.pilot = check_int("pilot", pilot, low=2)
+    def __init__(self, pilot: int = 2, moment: str = "variance") -> None:
+        self.pilot = check_int("pilot", pilot, low=1)
+        self.moment = _check_moment(moment, self.pilot, "pilot")
         self.floor = self.pilot
 
     def spend(self, units, b, query, clean, gen):
         first = query(np.full(b, self.pilot, dtype=np.int64))
-        sd = first.point_variances().clamp(min=0).sqrt().numpy()
+        sd = _moment(first, self.moment).sqrt().numpy()
         sd = np.where(np.isfinite(sd), sd, 0.0) + 1e-12
         totals = allocate(sd, units, self.pilot)
         rest = totals - self.pilot
@@ -100,7 +116,7 @@ class TwoStageNeyman(Allocator):
         return first.add(query(rest))
 
     def __repr__(self):
-        return f"TwoStageNeyman(pilot={self.pilot})"
+        return f"TwoStageNeyman(pilot={self.pilot}, moment={self.moment!r})"
 
 
 class Bernoulli(Allocator):
@@ -159,15 +175,17 @@ class GaussianAllocator(Allocator):
     Update: one Adam step on phi = (beta, gamma, log s, log lam) down the
     reparameterized gradient of the proxy J = sum_i vhat_i / q_i (the batch
     variance up to 1/B^2), with vhat_i the point's unbiased unit variance from
-    this step's queries (hence floor >= 2). The 4 parameters cost no model passes.
+    this step's queries (``moment="variance"``, floor >= 2) or its mean squared
+    norm (``moment="second"``, floor >= 1). The 4 parameters cost no model passes.
     """
 
     name = "gaussian"
     needs_clean = True
 
-    def __init__(self, floor: int = 2, lr: float = 0.05, beta: float = 0.0, gamma: float = 0.0,
-                 s: float = 0.3, lam: float = 1.0) -> None:
-        self.floor = check_int("floor", floor, low=2)
+    def __init__(self, floor: int = 1, lr: float = 0.1, beta: float = 0.0, gamma: float = 0.0,
+                 s: float = 0.3, lam: float = 1.0, moment: str = "second") -> None:
+        self.floor = check_int("floor", floor, low=1)
+        self.moment = _check_moment(moment, self.floor, "floor")
         self.lr = check_float("lr", lr, low=0.0, low_open=True)
         for nm, v in (("s", s), ("lam", lam)):
             check_float(nm, v, low=0.0, low_open=True)
@@ -196,8 +214,7 @@ class GaussianAllocator(Allocator):
             q = self._continuous(units, b, clean, gen)
         counts = largest_remainder(q.detach().numpy(), units, self.floor)
         stats = query(counts)
-        v = stats.point_variances().detach()
-        v = torch.where(torch.isfinite(v), v, torch.zeros_like(v))
+        v = _moment(stats, self.moment).detach()
         scale = v.mean().clamp(min=1e-30)
         with torch.enable_grad():
             obj = (v / scale / q).sum() / b
@@ -230,7 +247,7 @@ class GaussianAllocator(Allocator):
         self.opt.load_state_dict(state["opt"])
 
     def __repr__(self):
-        return f"GaussianAllocator(floor={self.floor}, lr={self.lr})"
+        return f"GaussianAllocator(floor={self.floor}, lr={self.lr}, moment={self.moment!r})"
 
 
 ALLOCATORS = {"uniform": Uniform, "loss": LossProportional, "neyman": TwoStageNeyman,

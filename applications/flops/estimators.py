@@ -58,6 +58,16 @@ class QueryStats:
         v = torch.where(n >= 2, v.clamp(min=0.0), torch.full_like(v, float("nan")))
         return v
 
+    def point_second_moments(self) -> torch.Tensor:
+        """Mean squared norm of a point's unit estimates, E||ghat||^2 = v_i + ||g_i||^2 (nan where n = 0).
+
+        A proxy for v_i available from one unit: for forward gradients v_i dominates
+        ||g_i||^2 (by about the perturbation dimension), so sqrt of it ranks points as sqrt(v_i) does.
+        """
+        n = self.n.to(torch.float64)
+        m = self.sumsq.to(torch.float64) / n.clamp(min=1)
+        return torch.where(n >= 1, m, torch.full_like(m, float("nan")))
+
     def gradient(self) -> list[torch.Tensor]:
         """(1/B) sum_i S_i / n_i for each target (points with n_i = 0 contribute 0)."""
         b = self.n.shape[0]

@@ -26,7 +26,7 @@ __all__ = ["DEFAULTS", "train_run", "make_optimizer", "child_generators"]
 #: defaults of a setting; a setting dict overrides any of them
 DEFAULTS: dict[str, Any] = {
     "estimator": "lr", "allocator": "uniform", "allocator_params": {}, "queries_per_point": 8,
-    "lr": None, "sigma": 1e-2, "eps": 1e-3, "antithetic": True, "baseline": "none", "base": "sgd",
+    "lr": None, "sigma": 1e-2, "eps": 1e-3, "antithetic": True, "baseline": "none", "base": "sgd", "trainable": "all",
 }
 #: default SGD learning rates per estimator, tuned by hand on the uniform allocator (MLP, seed 0)
 DEFAULT_LR = {"lr": 0.05, "spsa": 0.02}
@@ -37,6 +37,19 @@ def child_generators(seed: int | Sequence[int]) -> tuple[torch.Generator, torch.
     kids = np.random.SeedSequence(seed).spawn(2)
     return tuple(torch.Generator().manual_seed(int(k.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)))
                  for k in kids)
+
+
+def freeze(net: nn.Module, trainable: str) -> None:
+    """Fine-tune "all" parameters, only the "head", or the "last" block and the head (ViT)."""
+    if trainable == "all":
+        return
+    if trainable not in ("head", "last"):
+        raise ParameterError(f"trainable must be 'all', 'head' or 'last', got {trainable!r}")
+    keep = {"head", "fc2"} if trainable == "head" else {"head", "fc2", "ln"}
+    for name, p in net.named_parameters():
+        top = name.split(".")[0]
+        last_block = trainable == "last" and name.startswith(f"blocks.{len(getattr(net, 'blocks', [])) - 1}.")
+        p.requires_grad_(top in keep or last_block)
 
 
 def make_optimizer(model: nn.Module, setting: dict, batch: int, gen: torch.Generator) -> ForwardGradient:
@@ -66,6 +79,7 @@ def train_run(setting: dict, seed: int | Sequence[int], *, model: str = "mlp", s
     torch.set_num_threads(1)
     gdata, gpert = child_generators(seed)
     net = pretrained(model)
+    freeze(net, {**DEFAULTS, **setting}["trainable"])
     x, y = few_shot(shots, gdata)
     _, _, xte, yte = digits_split()
     opt = make_optimizer(net, setting, batch, gpert)

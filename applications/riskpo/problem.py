@@ -65,12 +65,15 @@ class PolicyProblem(Problem):
     eval_per_bucket, split_seed : the evaluation split (``task.make_splits``).
     temperature : sampling temperature.
     exact_truth : compute ``true_means`` exactly (pass@1 over the evaluation split).
+    block, cache_blocks : replications computed per batched forward pass, and how many such
+        blocks are cached (oldest dropped first).
     """
 
     name = "riskpo_policies"
 
     def __init__(self, checkpoints: Sequence, labels: Sequence[str] | None = None, eval_per_bucket: int = 100,
-                 split_seed: int = 0, temperature: float = 1.0, exact_truth: bool = True):
+                 split_seed: int = 0, temperature: float = 1.0, exact_truth: bool = True, block: int = 256,
+                 cache_blocks: int = 4096):
         if len(checkpoints) < 2:
             raise ParameterError(f"checkpoints must hold at least 2 policies, got {len(checkpoints)}")
         if not temperature > 0:
@@ -84,6 +87,11 @@ class PolicyProblem(Problem):
         self.eval_per_bucket = int(eval_per_bucket)
         self.split_seed = int(split_seed)
         self.temperature = float(temperature)
+        if block < 1 or cache_blocks < 1:
+            raise ParameterError(f"block and cache_blocks must be >= 1, got {block}, {cache_blocks}")
+        self.block = int(block)
+        self.cache_blocks = int(cache_blocks)
+        self._cache: dict = {}
         _, self.split = T.make_splits(seed=self.split_seed, eval_per_bucket=self.eval_per_bucket)
         self._policies = [c if isinstance(c, P.Policy) else P.load(c) for c in self.checkpoints]
         for p in self._policies:
@@ -97,17 +105,37 @@ class PolicyProblem(Problem):
         u = _uniforms(streams.keys(systems), np.asarray(reps, np.int64), 1)[:, 0]
         return np.minimum((u * len(self.split)).astype(np.int64), len(self.split) - 1)
 
+    def _rewards(self, system: int, key: np.uint64, reps: np.ndarray) -> np.ndarray:
+        u = _uniforms(np.full(len(reps), key, dtype=np.uint64), reps, 1 + T.RESPONSE_LEN)
+        idx = np.minimum((u[:, 0] * len(self.split)).astype(np.int64), len(self.split) - 1)
+        resp = self._policies[system].sample_with_uniforms(
+            torch.as_tensor(self.split.prompts(idx)), torch.as_tensor(u[:, 1:]), self.temperature)
+        return T.reward(resp.numpy(), self.split.digits[idx], self.split.targets[idx])
+
     def simulate(self, systems, reps, streams: Streams) -> np.ndarray:
+        """Rewards of (systems[n], reps[n]).
+
+        Sequential procedures ask for a few replications per system per stage, so whole
+        blocks of ``block`` replications are computed in one batched forward pass and
+        cached (keyed by stream key, system and block): a value still depends only on
+        (seed, system, replication), never on the request pattern.
+        """
         systems = np.asarray(systems, np.int64)
         reps = np.asarray(reps, np.int64)
-        u = _uniforms(streams.keys(systems), reps, 1 + T.RESPONSE_LEN)
-        idx = np.minimum((u[:, 0] * len(self.split)).astype(np.int64), len(self.split) - 1)
+        keys = streams.keys(systems)
         out = np.empty(len(systems), dtype=np.float64)
-        for i in np.unique(systems):
-            sel = np.flatnonzero(systems == i)
-            resp = self._policies[int(i)].sample_with_uniforms(
-                torch.as_tensor(self.split.prompts(idx[sel])), torch.as_tensor(u[sel, 1:]), self.temperature)
-            out[sel] = T.reward(resp.numpy(), self.split.digits[idx[sel]], self.split.targets[idx[sel]])
+        blk = reps // self.block
+        pair = np.stack([systems, blk], 1)
+        for i, b in np.unique(pair, axis=0):
+            sel = np.flatnonzero((systems == i) & (blk == b))
+            ck = (int(keys[sel[0]]), int(i), int(b))
+            vals = self._cache.get(ck)
+            if vals is None:
+                vals = self._rewards(int(i), keys[sel[0]], np.arange(b * self.block, (b + 1) * self.block))
+                if len(self._cache) >= self.cache_blocks:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[ck] = vals
+            out[sel] = vals[reps[sel] - b * self.block]
         return out
 
     def params(self) -> dict:

@@ -191,26 +191,27 @@ class _Pipeline(Procedure):
     def _partition(self, ctx) -> tuple[np.ndarray, int, dict]:
         raise NotImplementedError
 
-    def _cost(self, sizes: np.ndarray, info: dict) -> np.ndarray:
-        return sizes.astype(np.float64)
-
     def run(self, ctx) -> ProcedureOutput:
         st = dict(ctx.restored or {})
         stage = int(st.get("stage", 0))
         if stage < 1:
             labels, m, info = self._partition(ctx)
             st = {"stage": 1, "labels": labels, "m": m, "pilot_total": int(ctx.total)}
+            if "cost" in info:
+                st["cost"] = info["cost"]
             ctx.log("partition", groups=m, samples=int(ctx.total), **{k: v for k, v in info.items()
                                                                       if np.isscalar(v)})
             ctx.boundary(st)
         labels = np.asarray(st["labels"], dtype=np.int64)
         m = int(st["m"])
         order = np.argsort(labels, kind="stable")
-        sizes = np.bincount(labels, minlength=m)
-        groups = [g for g in np.split(order, np.cumsum(sizes)[:-1]) if g.size]
+        sizes_all = np.bincount(labels, minlength=m)
+        groups = [g for g in np.split(order, np.cumsum(sizes_all)[:-1]) if g.size]
         sizes = np.array([g.size for g in groups])
         if stage < 2:
-            winners = self._within(ctx, groups, sizes)
+            cost = np.asarray(st["cost"], dtype=np.float64)[sizes_all > 0] if "cost" in st \
+                else sizes.astype(np.float64)
+            winners = self._within(ctx, groups, sizes, cost)
             st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total)})
             ctx.boundary(st)
         winners = np.asarray(st["winners"], dtype=np.int64)
@@ -219,16 +220,17 @@ class _Pipeline(Procedure):
                   "winners": winners.tolist(), "pilot_samples": int(st["pilot_total"]),
                   "within_samples": int(st["within_total"]) - int(st["pilot_total"]),
                   "final_samples": final_n, "labels": labels}
-        if self.budget is None and stage < 2:
-            extras["group_bases"] = dict(getattr(self, "_group_bases", {}))
+        if self.budget is None:
+            big = int(np.sum(sizes[sizes > 1] > self.max_pairwise)) if self.large_base else 0
+            extras["group_bases"] = {k: v for k, v in ((self.base, int(np.sum(sizes > 1)) - big),
+                                                       (self.large_base, big)) if v}
         return ProcedureOutput(best=int(best), extras=extras)
 
-    def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray) -> np.ndarray:
+    def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray) -> np.ndarray:
         replay = self._replay()
         # CRN alignment: every member of a group starts at the same replication
         for g in groups:
             ctx.next_rep[g] = ctx.next_rep[g].max()
-        cost = self._cost(sizes, {})
         order = np.lexsort((np.arange(len(groups)), -cost))   # LPT order for dynamic executors
         workers = max(1, int(getattr(ctx.executor, "n_workers", 1)))
         assign, loads = balance_assignment(cost, workers)
@@ -240,7 +242,6 @@ class _Pipeline(Procedure):
                 name = self.base if sizes[j] <= self.max_pairwise or self.large_base is None \
                     else self.large_base
                 calls.setdefault((name,), []).append(int(j))
-            self._group_bases = {nm: len(ix) for (nm,), ix in calls.items()}
             for (name,), idx in calls.items():
                 params = self._params_for(name, alpha=a_w)
                 res = ctx.run_groups(run_base, [groups[j] for j in idx], base=name, params=params,
@@ -295,6 +296,26 @@ class _Pipeline(Procedure):
             best = int(winners[int(np.argmax(v.mean(axis=1)))])
         ctx.log("final", winners=int(winners.size), samples=int(ctx.total - before))
         return best, int(ctx.total - before)
+
+
+def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc) -> np.ndarray:
+    """Estimated samples of each group, for LPT placement on workers (a heuristic).
+
+    Fixed precision: size * max(n0, h^2 s_D^2 / (2 delta^2)) with s_D^2 = 2 s^2 (1 - rho)
+    from the pilot (mean variance s^2 and mean correlation rho of the cluster) and
+    KN's h^2 for the group size; fixed budget: the group's share (its size).
+    """
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if proc.budget is not None:
+        return sizes
+    n0 = float(proc.n0)
+    a_w = float(proc.alpha) * float(proc.alpha_split)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eta = 0.5 * ((2.0 * a_w / np.maximum(sizes - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
+    h2 = 2.0 * eta * (n0 - 1.0)
+    sd2 = 2.0 * svar * np.clip(1.0 - rho, 0.0, 2.0)
+    per = np.maximum(n0, h2 * sd2 / (2.0 * float(proc.delta) ** 2))
+    return np.where(sizes > 1, sizes * per, 0.0)
 
 
 class P3C(_Pipeline):
@@ -394,6 +415,7 @@ class P3C(_Pipeline):
         k = ctx.k
         pilot = ctx.draw(np.arange(k), n_p)            # CRN: replications 0..n_p-1 of every system
         xs = standardize(pilot)
+        svar = pilot.var(axis=1, ddof=1)
         del pilot
         m = min(int(self.n_clusters), k)
         seed = ctx.streams.seed
@@ -401,9 +423,11 @@ class P3C(_Pipeline):
         res = spherical_kmeans(xs, m, seed=(*seed, 0x703363), n_init=self.n_init,
                                n_candidates=self.n_candidates, standardized=True)
         rho = mean_within_correlation(xs, res.labels, m)
+        svar_by_cluster = np.bincount(res.labels, weights=svar, minlength=m) / np.maximum(res.sizes, 1)
         ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective,
                 sizes=res.sizes.tolist(), mean_within_corr=np.nan_to_num(rho).round(4).tolist())
-        return res.labels, m, {"objective": res.objective}
+        cost = _group_cost(res.sizes, np.nan_to_num(rho), svar_by_cluster, self)
+        return res.labels, m, {"objective": res.objective, "cost": cost}
 
 
 class DivideAndConquer(_Pipeline):

@@ -26,7 +26,11 @@ from rands.applications.flops import (ForwardGradient, FlopsProblem, LayerwiseLR
 from rands.applications.flops.train import DEFAULTS, DEFAULT_LR
 
 HERE = Path(__file__).resolve().parent
-ALLOCS = ["uniform", "loss", "neyman", "gaussian", "bernoulli"]
+#: label -> (allocator name, parameters)
+ALLOC_SPECS = {"uniform": ("uniform", {}), "loss": ("loss", {}), "neyman": ("neyman", {}),
+               "neyman-m2": ("neyman", {"pilot": 1, "moment": "second"}), "gaussian": ("gaussian", {}),
+               "bernoulli": ("bernoulli", {})}
+ALLOCS = list(ALLOC_SPECS)
 BATCH = 32
 
 
@@ -59,7 +63,7 @@ def measure_stage(net, opt_train, est_name, qbar, xb, yb, closure, reps, gen) ->
     exact = torch.cat([g.reshape(-1) for g in exact]).detach()
     queries = qbar * BATCH
     out = {}
-    allocs = {a: make_allocator(a) for a in ALLOCS}
+    allocs = {a: make_allocator(n, **p) for a, (n, p) in ALLOC_SPECS.items()}
     allocs["gaussian"] = opt_train.allocator if est_name == opt_train.estimator.name else allocs["gaussian"]
     allocs["bernoulli"].steps = 10 ** 6             # the code's late-training p
     # oracle: true per-point unit variances from many extra queries (diagnostic, not counted)
@@ -151,9 +155,12 @@ def run_curves(configs, seeds, passes_budget, n_eval=10) -> list[dict]:
     for cfg in configs:
         steps = passes_budget[cfg["model"]] // (BATCH * cfg["queries_per_point"])
         for a in ALLOCS:
-            setting = {"estimator": cfg["estimator"], "allocator": a, "queries_per_point": cfg["queries_per_point"]}
-            if cfg.get("lr") is not None:
-                setting["lr"] = cfg["lr"]
+            name, params = ALLOC_SPECS[a]
+            setting = {"estimator": cfg["estimator"], "allocator": name, "allocator_params": params,
+                       "queries_per_point": cfg["queries_per_point"]}
+            for key in ("lr", "trainable"):
+                if cfg.get(key) is not None:
+                    setting[key] = cfg[key]
             runs = []
             t0 = time.perf_counter()
             for seed in seeds:
@@ -190,7 +197,9 @@ def summarize_curves(curves, target) -> list[dict]:
 
 # ------------------------------------------------------------------ selection
 def run_select(steps, seed, equal_budget, kn_params) -> dict:
-    prob = FlopsProblem(default_settings("lr", 8), steps=steps)
+    settings = [{"estimator": "lr", "allocator": n, "allocator_params": p, "queries_per_point": 8}
+                for n, p in ALLOC_SPECS.values()]
+    prob = FlopsProblem(settings, steps=steps)
     out = {"systems": [prob.label(i) for i in range(prob.k)], "steps": steps}
     t0 = time.perf_counter()
     r = rands.select(prob, "equal", seed=seed, budget=equal_budget, crn=True)
@@ -258,7 +267,8 @@ def plot(results, prefix) -> None:
                 st = list(stages)[-1]
                 m = stages[st][0]
                 ax.scatter(m["oracle"]["mean_counts"], m["gaussian"]["mean_counts"], s=10, label=f"seed {seed}")
-            ax.plot([0, 40], [0, 40], "k--", lw=0.8)
+            top = max(max(ms[list(ms)[-1]][0]["oracle"]["mean_counts"]) for ms in results["variance"][est].values())
+            ax.plot([0, top], [0, top], "k--", lw=0.8)
             ax.set_xlabel("oracle Neyman units per point")
             ax.set_ylabel("learned Gaussian allocator units (mean)")
             ax.set_title(f"{est}: learned vs oracle allocation ({st})")
@@ -331,8 +341,8 @@ def main(argv=None) -> int:
         configs = [{"model": "mlp", "estimator": "lr", "queries_per_point": 8},
                    {"model": "mlp", "estimator": "lr", "queries_per_point": 16},
                    {"model": "mlp", "estimator": "spsa", "queries_per_point": 8},
-                   {"model": "vit", "estimator": "lr", "queries_per_point": 8, "lr": VIT_LR}]
-        budget = {"mlp": 32 * 8 * 300, "vit": 32 * 8 * 300}
+                   {"model": "vit", "estimator": "lr", "queries_per_point": 8, "lr": 0.02, "trainable": "last"}]
+        budget = {"mlp": 32 * 8 * 300, "vit": 32 * 8 * 200}
         sel = dict(steps=150, seed=2026, equal_budget=50, kn_params={"alpha": 0.05, "delta": 0.01, "n0": 10})
     target = {"mlp": 0.8, "vit": 0.7}
     t0 = time.perf_counter()
@@ -355,8 +365,6 @@ def main(argv=None) -> int:
     print(f"done in {time.perf_counter() - t0:.0f}s -> {path}")
     return 0
 
-
-VIT_LR = None   # set after tuning (see README)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,7 +6,8 @@ ns/event = wall time / (pairs * (warmup + jobs) * 3 stations). "independent":
 every pair has its own stream (exponentials generated per pair); "crn": blocks
 of all systems x a few replications under CRN, where one set of exponentials
 per replication is shared by the whole block (only the recursion is per pair).
-Best of 3 repeats (the machine is shared).
+Best of 3 repeats of process CPU time (the machine is shared; wall time under
+load is larger).
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ from rands.streams import Streams
 
 
 def best_time(fn, repeat=3):
+    """Best-of-repeat CPU time of this process (less sensitive to a loaded machine than wall time)."""
     ts = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = time.process_time()
         fn()
-        ts.append(time.perf_counter() - t)
+        ts.append(time.process_time() - t)
     return min(ts)
 
 

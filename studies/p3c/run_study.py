@@ -92,6 +92,8 @@ def part_grid(a) -> None:
             for base in a.bases:
                 for meth in a.methods:
                     proc, params = _method(meth, prob, p, base, pilot=a.pilot)
+                    if base == "kt" and a.kt_g:
+                        params["base_params"] = {"g": a.kt_g}
                     t0 = time.time()
                     row = {"k": a.k, "p": p, "rho": rho, "base": base, "method": meth, "means": a.means,
                            "n0": N0, **_cell(prob, proc, params, a.reps, a.seed,
@@ -113,7 +115,7 @@ def part_pcs(a) -> None:
             row = {"k": a.k, "p": 16, "rho": 0.5, "n0": n0, "base": "kn", "method": meth,
                    **_cell(prob, proc, params, a.reps, a.seed)}
             rows.append(row)
-            _save("pcs", rows, meta)
+            _save("pcs" + (f"_{a.tag}" if a.tag else ""), rows, meta)
             print(f"pcs n0={n0} {meth}: PCS={row['pcs']:.3f} {row['pcs_ci']} N={row['mean_samples']:.0f} "
                   f"({time.time() - t0:.0f}s)", flush=True)
 
@@ -148,7 +150,7 @@ def part_budget(a) -> None:
                     continue
                 row = {"k": a.k, "rho": rho, "c": c, "budget": N, "method": nm, **cell}
                 rows.append(row)
-                _save("budget", rows, meta)
+                _save("budget" + (f"_{a.tag}" if a.tag else ""), rows, meta)
                 print(f"budget rho={rho} c={c} {nm}: PCS={row['pcs']:.3f} ({time.time() - t0:.0f}s)", flush=True)
 
 
@@ -176,7 +178,7 @@ def part_ari(a) -> None:
                        "mean_ari": float(np.mean(aris)), "min_ari": float(np.min(aris)),
                        "frac_ari_below_0.9": float(np.mean(np.asarray(aris) < 0.9))}
                 rows.append(row)
-                _save("ari", rows, meta)
+                _save("ari" + (f"_{a.tag}" if a.tag else ""), rows, meta)
                 print(f"ari rho={rho} n0={n0} {init}: {row['mean_ari']:.3f}", flush=True)
 
 
@@ -191,7 +193,7 @@ def part_rho0(a) -> None:
                 row = {"k": a.k, "p": p, "rho": 0.0, "base": base, "method": meth,
                        **_cell(prob, proc, params, a.reps, a.seed)}
                 rows.append(row)
-                _save("rho0", rows, meta)
+                _save("rho0" + (f"_{a.tag}" if a.tag else ""), rows, meta)
                 print(f"rho0 p={p} {base} {meth}: N={row['mean_samples']:.0f} pilot={row['mean_pilot']:.0f}",
                       flush=True)
 
@@ -215,7 +217,7 @@ def part_cost(a) -> None:
                "ns_per_k_m_n0_iter": dt * 1e9 / (k * 16 * 10 * max(iters, 1)),
                "ari": adjusted_rand_index(prob.clusters, res.labels)}
         rows.append(row)
-        _save("cost", rows, meta)
+        _save("cost" + (f"_{a.tag}" if a.tag else ""), rows, meta)
         print(f"cost k={k}: {dt:.2f}s peak {row['peak_mib']:.1f} MiB iters {iters}", flush=True)
         del x
 
@@ -262,6 +264,7 @@ def main() -> None:
     ap.add_argument("--n_init", type=int, default=3)
     ap.add_argument("--crn_all", action="store_true", help="run EFG/OCBA/FBKT with CRN too")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--kt_g", type=int, default=None, help="KT group size g inside clusters/groups")
     a = ap.parse_args()
     defaults = {"grid": (1024, [0.5, 0.9, 0.99], ["split", "reuse", "oracle", "dc"], None),
                 "pcs": (256, None, ["split", "reuse", "oracle", "dc"], [5, 10]),

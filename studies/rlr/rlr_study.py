@@ -69,11 +69,12 @@ def make_est(name: str, c: dict):
 def cfg(smoke: bool) -> dict:
     if smoke:
         return dict(ddpm_steps=300, clf_steps=300, hidden=64, train_steps=100, T=6, eta=1.0, reps=20, batch=4,
-                    truth=400, truth_batch=200, warmup=5, b_updates=6, b_batch=4, b_seeds=2, b_eval=32,
-                    b_every=3, lr=3e-4, sel_budget=60, sel_truth=200, ppo_epochs=2)
-    return dict(ddpm_steps=6000, clf_steps=1500, hidden=256, train_steps=200, T=10, eta=1.0, reps=2000, batch=8,
+                    truth=400, truth_batch=200, warmup=5, b_updates=6, b_batch=4, b_seeds=1, b_eval=32,
+                    b_every=3, lr=3e-4, sel_budget=60, sel_truth=200, ppo_epochs=2, sel_equal_only=True,
+                    sel_delta=0.2, b_methods=["full_bp", "rlr_h2", "ddpo_ppo"])
+    return dict(ddpm_steps=6000, clf_steps=1500, hidden=128, train_steps=200, T=10, eta=1.0, reps=2000, batch=8,
                 truth=20000, truth_batch=500, warmup=100, b_updates=200, b_batch=16, b_seeds=3, b_eval=128,
-                b_every=10, lr=3e-4, sel_budget=2100, sel_truth=4000, ppo_epochs=2)
+                b_every=10, lr=3e-4, sel_budget=2400, sel_truth=4000, ppo_epochs=2, sel_delta=0.2)
 
 
 def schedule(c) -> DDIMSchedule:
@@ -224,7 +225,7 @@ def stage_B(c, out: Path, methods: list[str] | None = None) -> None:
     base_feats = base_ev.pop("_features")
     (out / "assets" / "finetunes").mkdir(parents=True, exist_ok=True)
     runs = {}
-    methods = methods or EST_B
+    methods = methods or c.get("b_methods", EST_B)
     jobs = [(m, "logp") for m in methods] + [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
     for m, rname in jobs:
         for seed in range(c["b_seeds"]):
@@ -292,18 +293,20 @@ def stage_select(c, out: Path) -> None:
     print("reference means:", dict(zip(labels, np.round(ref, 3))))
     tries = {"equal": {"budget": c["sel_budget"], "crn": True}}
     avail = rands.procedures.names()
-    for name in avail:
+    for name in ([] if c.get("sel_equal_only") else avail):
         if name in tries:
             continue
         cls = rands.procedures.procedure_class(name)
         params = cls._param_names()
         kw = {}
-        if "budget" in params:
+        if getattr(cls, "kind", "") == "fixed_budget" and "budget" in params:
             kw["budget"] = c["sel_budget"]
+        elif name in ("kn", "kt"):  # fixed precision with CRN; IZ delta in reward units (log-prob)
+            kw["delta"] = c["sel_delta"]
+        else:
+            continue  # Rinott/GSP assume independence and need far more samples at this delta
         if "crn" in params and getattr(cls, "supports_crn", False):
             kw["crn"] = True
-        if "delta" in params:
-            kw["delta"] = 0.05
         tries[name] = kw
     for name, kw in tries.items():
         try:

@@ -1,0 +1,468 @@
+"""EFG and EFG+: explore-first greedy (Li, Fan & Hong, Management Science 2025, arXiv 2303.02951).
+
+EFG: n0 samples of every system (exploration), then the greedy phase: repeatedly sample the
+system with the largest running mean until the budget is spent; select the largest mean.
+With ``batch`` = b > 1 each greedy decision gives the leader b consecutive samples.
+
+EFG+ (our reading; the paper's exact split is not in our reference): a second exploration
+phase after the greedy one. The budget left after the first exploration, N' = N - n0 k, is
+split: (1 - q) N' for the greedy phase, the rest for re-exploration, spread equally over the
+m systems with the largest current means (default m = ceil(sqrt(k)), at least 2); the largest
+cumulative mean is selected. The re-exploration guards the final choice among the systems
+at the greedy "water level", which the greedy phase has separated least.
+
+Guarantee (paper): none at a finite budget. The greedy procedure is sample optimal: PCS
+stays bounded away from 0 with N = O(k) when the best mean stays a constant gap above the
+rest (bound tight in the slippage configuration with common variance); otherwise stated via
+PGS. EFG is consistent when n0 grows with the budget. CRN is allowed (it neither helps nor
+hurts the greedy rule).
+
+Implementation of the greedy phase: an exact one-sample-at-a-time greedy over a max-heap in a
+numba kernel. Draws go through ``ctx.draw`` in blocks by *look-ahead*: when the leader has no
+buffered sample, the context is asked for the leader's next few replications (doubling per
+system) and for the next replications of the systems just below it in the heap. Because
+sample (i, r) depends only on (seed, i, r), consuming buffered samples in replication order
+reproduces the one-at-a-time greedy trajectory exactly. The price: at most ``lookahead``
+drawn samples may be left unconsumed when the budget runs out; they are counted in the budget
+and used in the final means (``extras['lookahead_leftover']``). ``lookahead=1`` (with batch 1)
+is the exact procedure with one ``ctx.draw`` per greedy sample (slow for large budgets).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ...errors import ParameterError, check_float, check_int
+from ..base import Procedure, ProcedureOutput, check_budget
+from ._common import argmax_first, draw_chunked, restored_state
+
+#: prefetch size for systems other than the leader
+_B0 = 2
+
+
+# ---------------------------------------------------------------------------- heap kernels
+@numba.njit(inline="always", cache=True)
+def _better(means, a, b):
+    return means[a] > means[b] or (means[a] == means[b] and a < b)
+
+
+@numba.njit(cache=True)
+def _sift_down(heap, means, pos, n):
+    item = heap[pos]
+    while True:
+        c = 2 * pos + 1
+        if c >= n:
+            break
+        if c + 1 < n and _better(means, heap[c + 1], heap[c]):
+            c += 1
+        if _better(means, heap[c], item):
+            heap[pos] = heap[c]
+            pos = c
+        else:
+            break
+    heap[pos] = item
+
+
+@numba.njit(cache=True)
+def _heapify(means):
+    n = means.shape[0]
+    heap = np.arange(n, dtype=np.int64)
+    for pos in range(n // 2 - 1, -1, -1):
+        _sift_down(heap, means, pos, n)
+    return heap
+
+
+@numba.njit(cache=True)
+def _consume(heap, means, cn, cs, bstart, blen, arena, batch, target, consumed, partial, run):
+    """Run the greedy from ``consumed`` toward ``target`` samples on buffered values.
+
+    ``run`` = [system, length] of the current leader's stint (updated).
+    Returns (consumed, leader needing a refill or -1, buffered samples consumed).
+    """
+    used = 0
+    while consumed < target:
+        i = heap[0]
+        need = min(batch, target - consumed)
+        if blen[i] < need:
+            if partial and blen[i] > 0:
+                need = blen[i]
+            else:
+                return consumed, i, used
+        s = bstart[i]
+        acc = 0.0
+        for j in range(need):
+            acc += arena[s + j]
+        bstart[i] = s + need
+        blen[i] -= need
+        cn[i] += need
+        cs[i] += acc
+        means[i] = cs[i] / cn[i]
+        consumed += need
+        used += need
+        if run[0] == i:
+            run[1] += need
+        else:
+            run[0] = i
+            run[1] = need
+        _sift_down(heap, means, 0, heap.shape[0])
+    return consumed, -1, used
+
+
+@numba.njit(cache=True)
+def _top_unbuffered(heap, means, blen, m, exclude, out):
+    """Up to m systems without buffered samples, best current means first (skips ``exclude``).
+
+    Best-first traversal of the heap with an auxiliary max-heap of heap positions.
+    """
+    n = heap.shape[0]
+    cap = out.shape[0] * 2 + 64
+    aux = np.empty(cap, dtype=np.int64)
+    na = 1
+    aux[0] = 0
+    got = 0
+    while na > 0 and got < m:
+        p = aux[0]
+        na -= 1
+        if na > 0:  # pop: move last to root and sift down in aux
+            last = aux[na]
+            q = 0
+            while True:
+                c = 2 * q + 1
+                if c >= na:
+                    break
+                if c + 1 < na and _better(means, heap[aux[c + 1]], heap[aux[c]]):
+                    c += 1
+                if _better(means, heap[aux[c]], heap[last]):
+                    aux[q] = aux[c]
+                    q = c
+                else:
+                    break
+            aux[q] = last
+        s = heap[p]
+        if blen[s] == 0 and s != exclude:
+            out[got] = s
+            got += 1
+        for c in (2 * p + 1, 2 * p + 2):
+            if c < n:
+                if na == aux.shape[0]:
+                    grown = np.empty(2 * aux.shape[0], dtype=np.int64)
+                    grown[:na] = aux[:na]
+                    aux = grown
+                q = na  # push and sift up
+                na += 1
+                while q > 0:
+                    par = (q - 1) // 2
+                    if _better(means, heap[c], heap[aux[par]]):
+                        aux[q] = aux[par]
+                        q = par
+                    else:
+                        break
+                aux[q] = c
+    return got
+
+
+@numba.njit(cache=True)
+def _store(systems, values, bstart, blen, lpos, arena, live, nlive, top):
+    """Append values[j, :] to the buffer of systems[j] (keeping any remainder in front).
+
+    Each system has at most one segment; ``live[lpos[s]] == s`` marks its current entry in
+    the allocation-ordered list of segments. Compacts the arena when full.
+    Returns (nlive, top); the caller guarantees the capacity.
+    """
+    m, b = values.shape
+    total_new = 0
+    for j in range(m):
+        total_new += blen[systems[j]] + b
+    if top + total_new > arena.shape[0]:
+        # compact: current entries are in increasing address order, so copying down is safe
+        w = 0
+        keep = 0
+        for q in range(nlive):
+            s = live[q]
+            if lpos[s] != q:
+                continue
+            ln = blen[s]
+            if ln > 0:
+                src = bstart[s]
+                for t in range(ln):
+                    arena[w + t] = arena[src + t]
+                bstart[s] = w
+                w += ln
+                live[keep] = s
+                lpos[s] = keep
+                keep += 1
+            else:
+                lpos[s] = -1
+        nlive = keep
+        top = w
+    for j in range(m):
+        s = systems[j]
+        ln = blen[s]
+        src = bstart[s]
+        for t in range(ln):
+            arena[top + t] = arena[src + t]
+        for t in range(b):
+            arena[top + ln + t] = values[j, t]
+        live[nlive] = s
+        lpos[s] = nlive
+        nlive += 1
+        bstart[s] = top
+        blen[s] = ln + b
+        top += ln + b
+    return nlive, top
+
+
+# ---------------------------------------------------------------------------- greedy phase
+def _new_greedy_state(ctx, lookahead: int, batch: int) -> dict:
+    k = ctx.k
+    n = ctx.n.copy()
+    s = ctx.sums.copy()
+    means = s / n
+    cap = 2 * (lookahead + batch) + 64
+    return {"heap": _heapify(means), "cn": n, "cs": s, "means": means,
+            "bstart": np.zeros(k, dtype=np.int64), "blen": np.zeros(k, dtype=np.int64),
+            "run": np.array([-1, 0], dtype=np.int64), "lpos": np.full(k, -1, dtype=np.int64),
+            "arena": np.empty(cap),
+            "live": np.empty(cap, dtype=np.int64), "nlive": 0, "top": 0, "consumed": 0,
+            "buffered": 0, "trips": 0}
+
+
+def greedy_phase(ctx, g: dict, *, target: int, draw_limit: int, batch: int, lookahead: int,
+                 stage: int, on_boundary=None) -> dict:
+    """Greedy sampling until ``target`` greedy samples are consumed or the context total
+    reaches ``draw_limit``. ``g`` is the greedy state (see :func:`_new_greedy_state`); it is
+    updated in place and passed to ``ctx.boundary`` after every refill."""
+    heap, means, cn, cs = g["heap"], g["means"], g["cn"], g["cs"]
+    bstart, blen = g["bstart"], g["blen"]
+    cand = np.empty(max(1, lookahead // _B0 + 1), dtype=np.int64)
+    half = max(1, lookahead // 2)
+    while True:
+        consumed, lead, used = _consume(heap, means, cn, cs, bstart, blen, g["arena"], batch,
+                                        target, g["consumed"], False, g["run"])
+        g["consumed"] = int(consumed)
+        g["buffered"] -= int(used)
+        if lead < 0:
+            break
+        remaining = draw_limit - ctx.total
+        if remaining <= 0:
+            consumed, lead, used = _consume(heap, means, cn, cs, bstart, blen, g["arena"], batch,
+                                            target, g["consumed"], True, g["run"])
+            g["consumed"] = int(consumed)
+            g["buffered"] -= int(used)
+            break
+        # the leader's chunk doubles per refill up to half the look-ahead; the systems just
+        # below it get _B0 each while the non-leaders hold less than the other half.
+        need = min(batch - int(blen[lead]), remaining, target - g["consumed"])
+        run = g["run"]
+        stint = int(run[1]) if int(run[0]) == lead else 0
+        b_lead = max(need, min(max(stint, _B0), half, remaining))
+        lead_arr = np.array([lead], dtype=np.int64)
+        _store_values(g, lead_arr, ctx.draw(lead_arr, b_lead))
+        others_buffered = g["buffered"] - int(blen[lead])
+        avail_o = min(half - others_buffered, remaining - b_lead)
+        m_o = min(avail_o // _B0, cand.shape[0])
+        if m_o > 0:
+            got = _top_unbuffered(heap, means, blen, m_o, lead, cand)
+            if got > 0:
+                others = cand[:got].copy()
+                _store_values(g, others, ctx.draw(others, _B0))
+        g["trips"] += 1
+        if on_boundary is not None:
+            on_boundary()
+    return g
+
+
+def _store_values(g: dict, systems: np.ndarray, vals: np.ndarray) -> None:
+    """Buffer ``vals`` (len(systems) x b) for ``systems``, growing the arena if needed."""
+    new = int(g["blen"][systems].sum()) + vals.size
+    if g["buffered"] + new > g["arena"].shape[0] or g["nlive"] + systems.shape[0] > g["live"].shape[0]:
+        cap = 2 * (g["buffered"] + new) + 64
+        arena = np.empty(max(cap, g["top"]))
+        arena[:g["top"]] = g["arena"][:g["top"]]
+        live = np.empty(arena.shape[0] + systems.shape[0], dtype=np.int64)
+        live[:g["nlive"]] = g["live"][:g["nlive"]]
+        g["arena"], g["live"] = arena, live
+    g["nlive"], g["top"] = _store(systems, np.ascontiguousarray(vals), g["bstart"], g["blen"],
+                                  g["lpos"], g["arena"], g["live"], g["nlive"], g["top"])
+    g["buffered"] += vals.size
+
+
+def _greedy_boundary(ctx, stage: int, g: dict, extra: dict):
+    def fire():
+        state = {"stage": stage, **extra}
+        state.update({f"g_{key}": val for key, val in g.items()})
+        ctx.boundary(state)
+    return fire
+
+
+def _load_greedy_state(st: dict) -> dict:
+    g = {}
+    for key, val in st.items():
+        if key.startswith("g_"):
+            name = key[2:]
+            if isinstance(val, np.ndarray) and val.ndim > 0:
+                g[name] = np.ascontiguousarray(val).copy()
+            else:
+                g[name] = int(val)
+    return g
+
+
+def _default_lookahead(greedy_budget: int, batch: int) -> int:
+    return max(batch, min(greedy_budget // 256, 1 << 16))
+
+
+class EFG(Procedure):
+    """Explore-first greedy (Li, Fan & Hong 2025).
+
+    Parameters
+    ----------
+    budget : total samples N (>= n0 * k).
+    n0 : exploration samples per system (>= 1).
+    batch : samples the leader gets per greedy decision (1 = the paper's greedy).
+    lookahead : largest number of drawn but not yet consumed samples (look-ahead buffer);
+        None = min(greedy budget / 256, 65536). 1 with batch 1 = exactly one draw per sample.
+    crn : common random numbers.
+    """
+
+    name = "efg"
+    kind = "fixed_budget"
+    guarantee = ("none at finite budget; sample optimal (PCS bounded away from 0 with N = O(k) "
+                 "when the best is a constant gap above the rest); consistent if n0 grows with N")
+    assumptions = "any output distribution with finite variance; CRN allowed"
+    supports_crn = True
+    reference = ("Li, Fan & Hong (2025), The (surprising) sample optimality of greedy procedures "
+                 "for large-scale ranking and selection, Management Science, arXiv 2303.02951")
+
+    def __init__(self, budget: int = 1000, n0: int = 10, batch: int = 1,
+                 lookahead: int | None = None, crn: bool = False):
+        self.budget = budget
+        self.n0 = n0
+        self.batch = batch
+        self.lookahead = lookahead
+        self.crn = crn
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        check_int("budget", self.budget, low=2)
+        check_int("n0", self.n0, low=1)
+        check_int("batch", self.batch, low=1)
+        if self.lookahead is not None:
+            check_int("lookahead", self.lookahead, low=1)
+        super()._validate_params()
+
+    def check_problem(self, problem) -> None:
+        super().check_problem(problem)
+        check_budget(self.budget, int(self.n0), problem.k)
+
+    def budget_limit(self, problem) -> int:
+        return int(self.budget)
+
+    def _lookahead(self, greedy_budget: int) -> int:
+        if self.lookahead is None:
+            return _default_lookahead(greedy_budget, int(self.batch))
+        return max(int(self.lookahead), int(self.batch))
+
+    def _greedy_budget(self, k: int) -> int:
+        return int(self.budget) - int(self.n0) * k
+
+    def run(self, ctx) -> ProcedureOutput:
+        k = ctx.k
+        N = int(self.budget)
+        G = self._greedy_budget(k)
+        look = self._lookahead(G)
+        st = restored_state(ctx)
+        if int(st.get("stage", 0)) == 0:
+            draw_chunked(ctx, np.arange(k, dtype=np.int64), int(self.n0))
+            ctx.log("exploration", n0=int(self.n0))
+            g = _new_greedy_state(ctx, look, int(self.batch))
+            _greedy_boundary(ctx, 1, g, {})()
+        else:
+            g = _load_greedy_state(st)
+        greedy_phase(ctx, g, target=G, draw_limit=N, batch=int(self.batch), lookahead=look,
+                     stage=1, on_boundary=_greedy_boundary(ctx, 1, g, {}))
+        leftover = int(ctx.total - int(self.n0) * k - g["consumed"])
+        ctx.log("greedy", greedy_samples=g["consumed"], lookahead_leftover=leftover,
+                refills=g["trips"])
+        best = argmax_first(ctx.means())
+        return ProcedureOutput(best=best, extras={"greedy_samples": g["consumed"],
+                                                  "lookahead_leftover": leftover,
+                                                  "refills": g["trips"]})
+
+
+class EFGPlus(EFG):
+    """EFG+ : explore, greedy, then re-explore the top systems (our reading of Li, Fan & Hong).
+
+    Extra parameters
+    ----------------
+    explore_share : q, the share of N - n0 k kept for the second exploration (0 < q < 1).
+    top : m, how many systems (largest current means) share it; None = max(2, ceil(sqrt(k))).
+    """
+
+    name = "efg+"
+
+    def __init__(self, budget: int = 1000, n0: int = 10, explore_share: float = 0.2,
+                 top: int | None = None, batch: int = 1, lookahead: int | None = None,
+                 crn: bool = False):
+        self.explore_share = explore_share
+        self.top = top
+        super().__init__(budget=budget, n0=n0, batch=batch, lookahead=lookahead, crn=crn)
+
+    def _validate_params(self) -> None:
+        check_float("explore_share", self.explore_share, low=0.0, high=1.0, low_open=True,
+                    high_open=True)
+        if self.top is not None:
+            check_int("top", self.top, low=1)
+        super()._validate_params()
+
+    def _greedy_budget(self, k: int) -> int:
+        rest = int(self.budget) - int(self.n0) * k
+        return int(math.floor((1.0 - float(self.explore_share)) * rest))
+
+    def _top(self, k: int) -> int:
+        if self.top is not None:
+            return min(int(self.top), k)
+        return min(k, max(2, math.ceil(math.sqrt(k))))
+
+    def run(self, ctx) -> ProcedureOutput:
+        k = ctx.k
+        N = int(self.budget)
+        G = self._greedy_budget(k)
+        look = self._lookahead(G)
+        st = restored_state(ctx)
+        stage = int(st.get("stage", 0))
+        if stage == 0:
+            draw_chunked(ctx, np.arange(k, dtype=np.int64), int(self.n0))
+            ctx.log("exploration", n0=int(self.n0))
+            g = _new_greedy_state(ctx, look, int(self.batch))
+            _greedy_boundary(ctx, 1, g, {})()
+            stage = 1
+        elif stage == 1:
+            g = _load_greedy_state(st)
+        if stage == 1:
+            greedy_phase(ctx, g, target=G, draw_limit=int(self.n0) * k + G, batch=int(self.batch),
+                         lookahead=look, stage=1, on_boundary=_greedy_boundary(ctx, 1, g, {}))
+            leftover = int(ctx.total - int(self.n0) * k - g["consumed"])
+            ctx.log("greedy", greedy_samples=g["consumed"], lookahead_leftover=leftover,
+                    refills=g["trips"])
+            ctx.boundary({"stage": 2, "greedy_samples": g["consumed"], "leftover": leftover,
+                          "refills": g["trips"]})
+            info = {"greedy_samples": g["consumed"], "lookahead_leftover": leftover,
+                    "refills": g["trips"]}
+        else:
+            info = {"greedy_samples": int(st["greedy_samples"]),
+                    "lookahead_leftover": int(st["leftover"]), "refills": int(st["refills"])}
+        m = self._top(k)
+        means = ctx.means()
+        order = np.lexsort((np.arange(k), -means))[:m]
+        per = (N - ctx.total) // m
+        if per > 0:
+            draw_chunked(ctx, np.sort(order), int(per))
+        ctx.log("re-exploration", top=m, per_system=int(per))
+        best = argmax_first(ctx.means())
+        info["top"] = m
+        return ProcedureOutput(best=best, extras=info)
+
+
+__all__ = ["EFG", "EFGPlus", "greedy_phase"]

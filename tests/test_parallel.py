@@ -1,0 +1,201 @@
+"""rands.parallel: bit-identical results on every backend, scheduling, faults without hangs."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import rands
+from rands.errors import ParameterError, SimulationError
+from rands.parallel import make_executor
+from rands.parallel.check import CASES
+from rands.sampling import SerialExecutor
+
+HAVE_MPI = shutil.which("mpiexec") is not None
+try:
+    import importlib.util
+    HAVE_MPI = HAVE_MPI and importlib.util.find_spec("mpi4py") is not None
+except ImportError:  # pragma: no cover
+    HAVE_MPI = False
+
+mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpiexec and mpi4py")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("PYTHONHASHSEED", "0")
+    env["OMP_NUM_THREADS"] = "1"
+    env["NUMBA_NUM_THREADS"] = "1"
+    # MPICH/hydra: allow more ranks than cores, never busy-poll a shared core
+    env.setdefault("HYDRA_IFACE", "lo")
+    env.setdefault("MPIR_CVAR_CH3_NOLOCAL", "0")
+    env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
+    return env
+
+
+def _check(tmp_path, name: str, *launcher: str, backend: str, timeout: float = 90,
+           extra: tuple = ()) -> tuple[int, dict, str, float]:
+    out = tmp_path / f"{name}.json"
+    cmd = [*launcher, sys.executable, "-m", "rands.parallel.check", "--backend", backend,
+           "--out", str(out), *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(),
+                          cwd=tmp_path)
+    secs = time.perf_counter() - t0
+    data = json.loads(out.read_text()) if out.exists() else {}
+    return proc.returncode, data, proc.stderr, secs
+
+
+@pytest.fixture(scope="module")
+def serial_records():
+    from rands.parallel.check import record
+    available = set(rands.procedures.names())
+    recs = {}
+    for name, (prob, params) in CASES.items():
+        if name in available:
+            recs[name] = record(rands.select("slippage", name, seed=7, problem_params=prob, **params))
+    return recs
+
+
+@pytest.fixture(scope="module")
+def pool():
+    ex = make_executor("processes", 2)
+    yield ex
+    ex.close()
+
+
+# ---------------------------------------------------------------------------- interface
+
+
+def test_make_executor_rejects_bad_input():
+    with pytest.raises(ParameterError, match="backend must be one of"):
+        make_executor("threads")
+    with pytest.raises(ParameterError, match="serial backend has one worker"):
+        make_executor("serial", 4)
+    with pytest.raises(ParameterError, match="workers must be an integer >= 1"):
+        make_executor("processes", 0)
+    assert isinstance(make_executor("serial"), SerialExecutor)
+
+
+def test_import_rands_does_not_import_mpi4py():
+    code = "import rands, rands.parallel, sys; print('mpi4py' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+PROCS = ["kn", "kt", "fbkt", "ocba", "efg", "gsp", "pass"]
+
+
+@pytest.mark.parametrize("name", PROCS)
+def test_processes_bit_identical(pool, serial_records, name):
+    if name not in serial_records:
+        pytest.skip(f"procedure {name} not available yet")
+    from rands.parallel.check import record
+    prob, params = CASES[name]
+    got = record(rands.select("slippage", name, seed=7, problem_params=prob, executor=pool, **params))
+    assert got == serial_records[name]
+
+
+def test_simulate_chunks_and_order(pool):
+    prob = rands.problems.make("mdm", k=50)
+    streams = rands.Streams(11)
+    pool.bind(prob, streams)
+    rng = np.random.default_rng(0)
+    systems = rng.integers(0, 50, 30_000)
+    reps = rng.integers(0, 10_000, 30_000)
+    got = pool.simulate(systems, reps)
+    assert np.array_equal(got, prob.simulate(systems, reps, streams))
+    assert sum(pool._jobs_done) >= 2       # the block really went to the workers in chunks
+    acc = pool.accounting(1.0)
+    assert acc["backend"] == "processes" and acc["workers"] == 2 and len(acc["sim_time"]) == 2
+    assert 0 <= acc["overall_utilization"] == pytest.approx(sum(acc["sim_time"]) / 2.0)
+
+
+def _group_fn(ctx, n):
+    """Module-level group task: n samples of every system; returns the local argmax."""
+    x = ctx.draw(np.arange(ctx.k), n)
+    return int(np.argmax(x.mean(axis=1)))
+
+
+def test_map_groups_lpt_keeps_task_order(pool):
+    prob = rands.problems.make("mdm", k=40)
+    streams = rands.Streams(5)
+    pool.bind(prob, streams)
+    groups = [np.arange(0, 5), np.arange(5, 25), np.arange(25, 40)]
+    tasks = [{"systems": g, "next_rep": np.zeros(len(g), np.int64), "kwargs": {"n": 50},
+              "cost": float(len(g))} for g in groups]
+    par = pool.map_groups(_group_fn, tasks)
+    ser = SerialExecutor()
+    ser.bind(prob, streams)
+    seq = ser.map_groups(_group_fn, tasks)
+    assert [r for r, _ in par] == [r for r, _ in seq]
+    for (_, a), (_, b) in zip(par, seq):
+        assert np.array_equal(a["sums"], b["sums"]) and np.array_equal(a["n"], b["n"])
+
+
+def _bad_fn(systems, reps, streams):
+    out = np.ones(len(systems))
+    out[(systems == 3) & (reps == 2)] = np.inf
+    if ((systems == 4) & (reps == 1)).any():
+        raise ValueError("model diverged")
+    return out
+
+
+@pytest.mark.parametrize("system,expected", [(3, r"non-finite value inf \(system 3, replication 2, rank \d\)"),
+                                             (4, r"ValueError: model diverged \(system 4, replication 1, rank \d\)")])
+def test_processes_fault_names_system_replication_rank(system, expected):
+    prob = rands.problems.from_vectorized(_bad_fn, 6)
+    with make_executor("processes", 2) as ex:
+        ex.bind(prob, rands.Streams(0))
+        systems = np.repeat([system], 5000)
+        reps = np.tile(np.arange(5), 1000)
+        t0 = time.perf_counter()
+        with pytest.raises(SimulationError, match=expected) as info:
+            ex.simulate(systems, reps)
+        assert info.value.rank in (1, 2) and info.value.system == system
+        assert time.perf_counter() - t0 < 20
+        with pytest.raises(RuntimeError, match="stopped after a simulation error"):
+            ex.simulate(systems, reps)
+
+
+# ---------------------------------------------------------------------------- MPI
+
+
+@mpi
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_mpi_bit_identical(tmp_path, serial_records, ranks):
+    rc, data, err, secs = _check(tmp_path, f"mpi{ranks}", "mpiexec", "-n", str(ranks), backend="mpi")
+    assert rc == 0, err
+    assert data["workers"] == ranks
+    for name, rec in serial_records.items():
+        assert data["results"][name] == rec, f"{name} differs under mpiexec -n {ranks}"
+    acc = data["accounting"]["kn"]
+    assert acc["backend"] == "mpi" and len(acc["sim_time"]) == ranks
+
+
+@mpi
+@pytest.mark.mpi
+@pytest.mark.parametrize("mode,pattern", [
+    ("raise", r"RuntimeError: injected fault \(system 0, replication \d+, rank 1\)"),
+    ("nan", r"non-finite value nan \(system 0, replication \d+, rank 1\)"),
+    ("hang", r"RuntimeError: injected fault \(system 0, replication \d+, rank 1\)"),
+])
+def test_mpi_fault_stops_quickly(tmp_path, mode, pattern):
+    """A failing simulation on rank 1 ends the run with system, replication and rank; with
+    rank 2 stuck in a 60 s simulation ("hang") rank 0 aborts the job within seconds."""
+    rc, data, err, secs = _check(tmp_path, f"fault-{mode}", "mpiexec", "-n", "3", backend="mpi",
+                                 extra=("--fault", mode), timeout=45)
+    assert rc != 0
+    import re
+    assert re.search(pattern, err), err
+    assert secs < 30, f"took {secs:.1f} s"
