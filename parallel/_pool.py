@@ -157,6 +157,8 @@ class PoolExecutor:
     def bind(self, problem, streams) -> None:
         """Send the problem and streams to every worker, once."""
         self._check_open()
+        if problem is not self.problem:
+            self._cost = math.nan    # a new problem: its cost per sample is unknown
         self.problem, self.streams = problem, streams
         if self.n_remote:
             self._bind_workers(pickle.dumps((problem, streams), protocol=pickle.HIGHEST_PROTOCOL))
@@ -169,11 +171,16 @@ class PoolExecutor:
         out = np.empty(m, dtype=np.float64)
         if m == 0:
             return out
-        n_chunks = self._plan_chunks(m)
-        if n_chunks == 0:   # cheap block: simulate here, no messages
-            values = self._run_local(Job(0, "sim", systems=systems, reps=reps))
-            out[:] = values
+        bounds = self._plan_chunks(m)
+        if bounds is None:   # cheap block: simulate here, no messages
+            out[:] = self._run_local(Job(0, "sim", systems=systems, reps=reps))
             return out
+        jobs = [Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
+                for j in range(len(bounds) - 1)]
+        results = self._execute(jobs)
+        for j, values in enumerate(results):
+            out[bounds[j]:bounds[j + 1]] = values
+        return out
         bounds = np.linspace(0, m, n_chunks + 1).astype(np.int64)
         jobs = [Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
                 for j in range(n_chunks)]
@@ -245,18 +252,33 @@ class PoolExecutor:
             raise RuntimeError(f"the {self.name} executor stopped after a simulation error; close it "
                                "and make a new one")
 
-    def _plan_chunks(self, m: int) -> int:
-        """Number of chunks for a block of m samples (0: run on the coordinator)."""
+    def _plan_chunks(self, m: int) -> list[int] | None:
+        """Chunk boundaries for a block of m samples (None: run it on the coordinator).
+
+        Guided self-scheduling: each chunk is 1/(2P) of what remains, never less
+        than ``min_chunk_s`` of work at the measured cost per sample, so chunks
+        shrink towards the end of the block (big ones go to the workers first,
+        the coordinator takes small ones from the tail) and the last worker to
+        finish waits at most one small chunk. With an unknown cost (first block
+        after a bind) the floor is m / (64 P) samples.
+        """
         if self.n_remote == 0:
-            return 0
-        est = m * self._cost if self._cost == self._cost else math.nan
-        if est == est and est < self.local_threshold_s:
-            return 0
+            return None
+        known = self._cost == self._cost
+        if known and m * self._cost < self.local_threshold_s:
+            return None
         p = self.n_remote + (1 if self.coordinator_simulates else 0)
-        most = self.chunks_per_worker * p
-        if est != est:
-            return int(min(m, 4 * p))
-        return int(max(1, min(m, most, math.ceil(est / self.min_chunk_s))))
+        if known:
+            floor = max(1, int(math.ceil(self.min_chunk_s / max(self._cost, 1e-12))))
+        else:
+            floor = max(1, m // (64 * p))
+        bounds = [0]
+        left = m
+        while left > 0:
+            size = min(left, max(floor, int(math.ceil(left / (2 * p)))))
+            bounds.append(bounds[-1] + size)
+            left -= size
+        return bounds
 
     def _update_cost(self, m: int, busy: float) -> None:
         if m <= 0:

@@ -41,6 +41,15 @@ def _mpi():
     return MPI
 
 
+def _wait_for_message(comm, status) -> None:
+    """Wait for rank 0 without pinning a core: probe, then back off to 1 ms sleeps."""
+    delay = 0.0
+    while not comm.Iprobe(source=0, tag=CTRL, status=status):
+        if delay:
+            time.sleep(delay)
+        delay = min(1e-3, delay * 2 if delay else 2e-5)
+
+
 def worker_loop(comm) -> None:
     """Serve rank 0 until it sends "stop". Returns normally (the caller then exits quietly)."""
     MPI = _mpi()
@@ -48,7 +57,9 @@ def worker_loop(comm) -> None:
     rank = comm.Get_rank()
     problem = streams = None
     pending: list = []
+    status = MPI.Status()
     while True:
+        _wait_for_message(comm, status)
         header = comm.recv(source=0, tag=CTRL)
         kind = header[0]
         if kind == "stop":

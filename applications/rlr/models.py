@@ -96,7 +96,7 @@ def train_ddpm(model: nn.Module, data: np.ndarray, alphas_cumprod: np.ndarray, *
         loss.backward()
         opt.step()
         sched.step()
-        acc += float(loss)
+        acc += float(loss.detach())
         if (it + 1) % 100 == 0:
             curve.append(acc / 100)
             acc = 0.0

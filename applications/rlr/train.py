@@ -20,7 +20,8 @@ def frechet_distance(fa: np.ndarray, fb: np.ndarray) -> float:
     from scipy import linalg
     ma, mb = fa.mean(0), fb.mean(0)
     ca, cb = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
-    covmean = linalg.sqrtm(ca @ cb)
+    ridge = 1e-6 * max(np.trace(ca), np.trace(cb), 1e-12) / ca.shape[0] * np.eye(ca.shape[0])
+    covmean = linalg.sqrtm((ca + ridge) @ (cb + ridge))
     if np.iscomplexobj(covmean):
         covmean = covmean.real
     return float(((ma - mb) ** 2).sum() + np.trace(ca + cb - 2 * covmean))
@@ -37,6 +38,8 @@ def evaluate(model, schedule: DDIMSchedule, noise: NoiseBank, rewards: dict, cla
     d = torch.cdist(flat, flat)
     n = flat.shape[0]
     out["diversity_l2"] = float(d.sum() / (n * (n - 1)))
+    # fraction of pixels far outside the data range [-1, 1] (adversarial / off-manifold samples)
+    out["out_of_range"] = float((x0.abs() > 1.2).double().mean())
     if classifier is not None:
         feats = classifier.features(x0)
         pred = classifier.head(feats).argmax(1)

@@ -19,8 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 import rands
 from rands.procedures.fixed_precision.gsp import GSP
 from rands.procedures.fixed_precision.kn import KN
@@ -69,8 +67,8 @@ def main() -> None:
                 prob = rands.problems.make(config, k=k, delta=DELTA, sigma=SIGMA, rho=rho)
                 t0 = time.perf_counter()
                 v = rands.validate(prob, proc, macroreps=args.macroreps, seed=(args.seed, k, ci, pi))
-                row = {"procedure": name, "config": config, "k": k, "rho": rho, "params": proc.get_params(),
-                       **{key: val for key, val in v.to_dict().items() if key not in ("params", "problem")},
+                row = {**{key: val for key, val in v.to_dict().items() if key not in ("params", "problem")},
+                       "procedure": name, "config": config, "k": k, "rho": rho, "params": proc.get_params(),
                        "seconds": time.perf_counter() - t0}
                 results["rows"].append(row)
                 dump()

@@ -131,7 +131,7 @@ def part_budget(a) -> None:
             meths = [("p3c", {"n_clusters": 16, "n0": N0, "budget": N}),
                      ("dc", {"n_groups": 16, "n0": N0, "budget": N}),
                      ("p3c-oracle", {"partition": prob.clusters.tolist(), "n0": N0, "budget": N})]
-            for nm in ("efg", "ocba", "fbkt", "equal"):
+            for nm in ("efg", "ocba", "fbkt", "equal", "efg+"):
                 if nm in avail:
                     meths.append((nm, {"budget": N}))
             for nm, params in meths:
@@ -142,6 +142,8 @@ def part_budget(a) -> None:
                     params["n0"] = N0
                 if "crn" in valid and proc not in ("p3c", "dc"):
                     params["crn"] = a.crn_all
+                if proc in ("efg", "efg+") and a.efg_batch:
+                    params["batch"] = a.efg_batch
                 t0 = time.time()
                 try:
                     cell = _cell(prob, proc, params, a.reps, a.seed)
@@ -263,6 +265,7 @@ def main() -> None:
     ap.add_argument("--means", default="slippage")
     ap.add_argument("--n_init", type=int, default=3)
     ap.add_argument("--crn_all", action="store_true", help="run EFG/OCBA/FBKT with CRN too")
+    ap.add_argument("--efg_batch", type=int, default=None, help="EFG's batch (samples per greedy step)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--kt_g", type=int, default=None, help="KT group size g inside clusters/groups")
     a = ap.parse_args()

@@ -56,16 +56,20 @@ def main(argv=None):
     ap.add_argument("--delta", type=float, default=0.02)
     ap.add_argument("--n0", type=int, default=20)
     ap.add_argument("--fixed-n", type=int, default=300, help="N of the fixed max-of-N baseline")
+    ap.add_argument("--block", type=int, default=64, help="replications per batched forward pass")
+    ap.add_argument("--methods", nargs="*", default=None, help="only checkpoints of these methods")
     ap.add_argument("--out", default=os.path.join(HERE, "selection.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     paths = sorted(glob.glob(os.path.join(HERE, "checkpoints", f"*_s{args.seed_run}_step*.pt")))
     paths = [p for p in paths if not p.endswith("step0.pt")]
+    if args.methods:
+        paths = [p for p in paths if re.sub(r"_s\d+_step\d+\.pt$", "", os.path.basename(p)) in args.methods]
     if len(paths) < 2:
         sys.exit(f"no checkpoints for seed {args.seed_run}; run run_grid.py first")
     labels = [re.sub(r"\.pt$", "", os.path.basename(p)) for p in paths]
     t0 = time.time()
-    prob = PolicyProblem(paths, labels=labels)
+    prob = PolicyProblem(paths, labels=labels, block=args.block)
     mu = prob.true_means
     order = np.argsort(-mu)
     print(f"{prob.k} checkpoints; top-5 exact pass@1:",

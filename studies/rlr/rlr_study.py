@@ -53,7 +53,7 @@ EST_A = {
     "rlr_zo_h2": ("rlr", {"h": 2, "fill": "zo", "zo_sigma": 0.01}),
     "rlr_code": ("rlr_code", {"n": 2}),
 }
-EST_B = ["full_bp", "draft_1", "alignprop_rand", "ddpo", "ddpo_ppo", "rlr_h2", "rlr_h2_softmax"]
+EST_B = ["full_bp", "draft_1", "alignprop_rand", "ddpo", "ddpo_ppo", "rlr_h2"]
 
 
 def make_est(name: str, c: dict):
@@ -111,7 +111,7 @@ def stage_assets(c, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- experiment A
-def stage_A(c, out: Path, only: list[str] | None = None) -> None:
+def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "") -> None:
     model, clf = load_assets(out)
     for p in model.parameters():
         p.requires_grad_(True)
@@ -197,6 +197,9 @@ def stage_A(c, out: Path, only: list[str] | None = None) -> None:
             "tr_cov_x_cost": trvar * units,
             "cosine": s["cos"] / M,
             "cosine_of_mean": float(mean @ truth / (np.linalg.norm(mean) * tn)),
+            # scale-free signal-to-noise: |E g|^2 / tr Cov (fair to mean-reduced / normalised DDPO)
+            "snr": float(mean @ mean / trvar) if trvar > 0 else float("inf"),
+            "snr_per_cost": float(mean @ mean / trvar / units) if trvar > 0 else float("inf"),
             "peak_graph_steps": s["peak"],
             "seconds_per_estimate": s["secs"] / M,
         }
@@ -204,7 +207,11 @@ def stage_A(c, out: Path, only: list[str] | None = None) -> None:
            "truth_chains": c["truth"], "truth_tr_var": truth_trvar, "params": int(P), "estimators": rows,
            "sigma": sch.sigma.tolist(), "note": "tr_cov and mse are per replication (a batch of `batch` chains); "
            "cost_units = forward calls + 3 x graph step evaluations per chain"}
-    (out / "expA.json").write_text(json.dumps(res, indent=1))
+    (out / f"expA{tag}.json").write_text(json.dumps(res, indent=1))
+    print_A(rows)
+
+
+def print_A(rows: dict) -> None:
     hdr = f"{'estimator':16s} {'relbias':>8s} {'floor':>7s} {'trCov':>10s} {'MSE':>10s} {'units':>6s} " \
           f"{'MSExcost':>10s} {'cos':>6s}  coverage"
     print(hdr)
@@ -215,7 +222,36 @@ def stage_A(c, out: Path, only: list[str] | None = None) -> None:
 
 
 # ---------------------------------------------------------------- experiment B
-def stage_B(c, out: Path, methods: list[str] | None = None) -> None:
+def stage_merge(c, out: Path) -> None:
+    """Merge shards expA_*.json -> expA.json and expB_*.json -> expB.json (each shard's M is kept)."""
+    shards = sorted(out.glob("expA_*.json"))
+    if shards:
+        res = None
+        for f in shards:
+            d = json.loads(f.read_text())
+            for r in d["estimators"].values():
+                r["replications"] = d["replications"]
+            if res is None:
+                res = d
+            else:
+                res["estimators"].update(d["estimators"])
+        res["replications"] = "per estimator (see estimators.*.replications)"
+        (out / "expA.json").write_text(json.dumps(res, indent=1))
+        print_A(res["estimators"])
+    shards = sorted(out.glob("expB_*.json"))
+    if shards:
+        runs, res = {}, None
+        for f in shards:
+            d = json.loads(f.read_text())
+            runs.update(d["runs"])
+            res = res or d
+        res["runs"] = runs
+        res["summary"] = summarize_B(runs)
+        (out / "expB.json").write_text(json.dumps(res, indent=1))
+        print_B(res["summary"])
+
+
+def stage_B(c, out: Path, methods: list[str] | None = None, tag: str = "", jobs=None) -> None:
     base, clf = load_assets(out)
     sch = schedule(c)
     reward = ClassifierLogProb(clf, TARGET)
@@ -226,7 +262,8 @@ def stage_B(c, out: Path, methods: list[str] | None = None) -> None:
     (out / "assets" / "finetunes").mkdir(parents=True, exist_ok=True)
     runs = {}
     methods = methods or c.get("b_methods", EST_B)
-    jobs = [(m, "logp") for m in methods] + [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
+    if jobs is None:
+        jobs = [(m, "logp") for m in methods] + [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
     for m, rname in jobs:
         for seed in range(c["b_seeds"]):
             model = load_npz(out / "assets" / "ddpm.npz")
@@ -246,6 +283,15 @@ def stage_B(c, out: Path, methods: list[str] | None = None) -> None:
             print(f"B {key}: logp {lp[0]:.3f} -> max {max(lp):.3f} -> final {lp[-1]:.3f}; diversity "
                   f"{hist['eval_diversity_l2'][0]:.3f} -> {hist['eval_diversity_l2'][-1]:.3f}; "
                   f"{time.time() - t0:.1f}s", flush=True)
+    res = {"config": c, "base_eval": base_ev, "runs": runs, "summary": summarize_B(runs),
+           "collapse_definition": "diversity_ratio = final / initial mean pairwise L2 of the fixed-noise eval "
+                                  "samples; drop_from_peak = peak - final eval reward; out_of_range = fraction "
+                                  "of pixels with |x| > 1.2 (data lie in [-1, 1])"}
+    (out / f"expB{tag}.json").write_text(json.dumps(res, indent=1))
+    print_B(res["summary"])
+
+
+def summarize_B(runs: dict) -> dict:
     summary = {}
     for key, h in runs.items():
         m, rname, seed = key.split("|")
@@ -253,22 +299,25 @@ def stage_B(c, out: Path, methods: list[str] | None = None) -> None:
         summary.setdefault(f"{m}|{rname}", []).append({
             "final": target[-1], "peak": max(target), "drop_from_peak": max(target) - target[-1],
             "final_hit": h["eval_hit"][-1], "diversity_ratio": h["eval_diversity_l2"][-1] / h["eval_diversity_l2"][0],
+            "out_of_range": h.get("eval_out_of_range", [float("nan")])[-1],
+            "class_entropy": h["eval_class_entropy"][-1],
             "feature_spread_ratio": h["eval_feature_spread"][-1] / h["eval_feature_spread"][0],
             "frechet_to_base": h["eval_frechet_to_base"][-1], "wall": h["ledger"]["wall"],
             "network_calls": h["ledger"]["network_calls"], "samples": h["ledger"]["samples"]})
     agg = {}
     for k, lst in summary.items():
         agg[k] = {f: {"mean": float(np.mean([d[f] for d in lst])), "sd": float(np.std([d[f] for d in lst], ddof=1))
-                      if len(lst) > 1 else 0.0} for f in lst[0]}
-    res = {"config": c, "base_eval": base_ev, "runs": runs, "summary": agg,
-           "collapse_definition": "diversity_ratio = final / initial mean pairwise L2 of 128 fixed-noise samples; "
-                                  "drop_from_peak = peak - final eval reward"}
-    (out / "expB.json").write_text(json.dumps(res, indent=1))
-    print(f"{'method|reward':24s} {'final':>14s} {'drop':>7s} {'hit':>6s} {'div':>6s} {'FD':>8s} {'calls':>8s} "
-          f"{'wall':>6s}")
+                      if len(lst) > 1 else 0.0, "n": len(lst)} for f in lst[0]}
+    return agg
+
+
+def print_B(agg: dict) -> None:
+    print(f"{'method|reward':24s} {'final':>14s} {'drop':>7s} {'hit':>6s} {'div':>6s} {'oor':>6s} {'H':>5s} "
+          f"{'FD':>8s} {'calls':>8s} {'wall':>6s}")
     for k, a in agg.items():
         print(f"{k:24s} {a['final']['mean']:7.3f}+-{a['final']['sd']:5.3f} {a['drop_from_peak']['mean']:7.3f} "
-              f"{a['final_hit']['mean']:6.3f} {a['diversity_ratio']['mean']:6.3f} {a['frechet_to_base']['mean']:8.2f} "
+              f"{a['final_hit']['mean']:6.3f} {a['diversity_ratio']['mean']:6.3f} {a['out_of_range']['mean']:6.3f} "
+              f"{a['class_entropy']['mean']:5.2f} {a['frechet_to_base']['mean']:8.2f} "
               f"{a['network_calls']['mean']:8.0f} {a['wall']['mean']:6.1f}")
 
 
@@ -383,11 +432,43 @@ def stage_plots(c, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "expB.png", dpi=110)
         plt.close(fig)
+    plot_samples(c, out)
+
+
+def plot_samples(c, out: Path) -> None:
+    """Grid of final samples (seed 0, same noise) of the base model and each fine-tune."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rands.applications.rlr import sample_chain
+    ft = out / "assets" / "finetunes"
+    rows = [("base", out / "assets" / "ddpm.npz")]
+    rows += [(f.stem, f) for f in sorted(ft.glob("*_s0.npz"))] if ft.exists() else []
+    if len(rows) < 2:
+        return
+    sch = schedule(c)
+    bank = NoiseBank.draw(c["T"], 12, (64,), torch.Generator().manual_seed(5))
+    fig, ax = plt.subplots(len(rows), 12, figsize=(12, 1.05 * len(rows)))
+    for i, (name, path) in enumerate(rows):
+        x0 = sample_chain(load_npz(path), sch, bank).x0.reshape(-1, 8, 8).numpy()
+        for j in range(12):
+            ax[i, j].imshow(x0[j], cmap="gray_r", vmin=-1, vmax=1)
+            ax[i, j].set_xticks([])
+            ax[i, j].set_yticks([])
+        ax[i, 0].set_ylabel(name.replace("_s0", ""), rotation=0, ha="right", fontsize=7)
+    fig.suptitle("Final samples (seed 0, same noise per column); grey scale clipped to [-1, 1]")
+    fig.tight_layout()
+    fig.savefig(out / "samples.png", dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stages", nargs="+", choices=["assets", "A", "B", "select", "plots", "all"])
+    ap.add_argument("stages", nargs="+", choices=["assets", "A", "B", "merge", "select", "plots", "all"])
+    ap.add_argument("--only", default=None, help="comma-separated estimators (A) or methods (B)")
+    ap.add_argument("--tag", default="", help="output suffix of A/B (shards merged by the 'merge' stage)")
+    ap.add_argument("--hit", choices=["yes", "no", "only"], default="yes",
+                    help="B: also run the non-differentiable-reward jobs")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     ap.add_argument("--out", default=None, help="output folder (default: this folder; smoke: required)")
     ap.add_argument("--reps", type=int, default=None, help="override replications of experiment A")
@@ -404,9 +485,19 @@ def main(argv=None) -> None:
     out = Path(args.out) if args.out else HERE
     out.mkdir(parents=True, exist_ok=True)
     stages = ["assets", "A", "B", "select", "plots"] if "all" in args.stages else args.stages
+    only = args.only.split(",") if args.only else None
     for s in stages:
         t0 = time.time()
-        {"assets": stage_assets, "A": stage_A, "B": stage_B, "select": stage_select, "plots": stage_plots}[s](c, out)
+        if s == "A":
+            stage_A(c, out, only=only, tag=args.tag)
+        elif s == "B":
+            ms = only or c.get("b_methods", EST_B)
+            jobs = [] if args.hit == "only" else [(m, "logp") for m in ms]
+            if args.hit != "no":
+                jobs += [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
+            stage_B(c, out, tag=args.tag, jobs=jobs)
+        else:
+            {"assets": stage_assets, "merge": stage_merge, "select": stage_select, "plots": stage_plots}[s](c, out)
         print(f"== stage {s} done in {time.time() - t0:.1f}s", flush=True)
 
 

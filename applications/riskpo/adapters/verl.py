@@ -6,9 +6,11 @@ Usage (verl >= 0.4.1, where ``register_adv_est`` exists)::
     rp_verl.register()              # registers "riskpo" with verl's core_algos
     # then: algorithm.adv_estimator=riskpo  +algorithm.riskpo.alpha=0.2 ...
 
-With verl >= 0.6 set ``VERL_USE_EXTERNAL_MODULES=rands.applications.riskpo.adapters.verl_register``-style
-loading so the registration reaches Ray workers; on 0.4.1-0.5.x call ``register()`` in the
-entry script (reference note riskpo.md section 10). verl passes no bundle ids, so
+With verl >= 0.6 set ``VERL_USE_EXTERNAL_MODULES=rands.applications.riskpo.adapters.verl_register``
+(that module registers on import; the variable must reach the Ray workers, e.g. through
+``runtime_env``); on 0.4.1-0.5.x call ``register()`` in the entry script (reference note
+riskpo.md section 10). Parameters: ``+algorithm.riskpo.alpha=0.2 +algorithm.riskpo.bundle_size=5 ...``;
+use ``actor.loss_agg_mode=token-mean`` and no global advantage whitening. verl passes no bundle ids, so
 bundles are formed by sorting the unique (random uuid4) uids and chunking by B: random
 bundles, independent of batch order. verl computes advantages on the driver over the
 whole batch, so the quantile tracker needs no all-reduce there; its state is kept per

@@ -39,7 +39,7 @@ from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import argmax_first, draw_chunked, restored_state
 
 #: prefetch size for systems other than the leader
-_B0 = 2
+_B0 = 4
 
 
 # ---------------------------------------------------------------------------- heap kernels
@@ -257,7 +257,7 @@ def greedy_phase(ctx, g: dict, *, target: int, draw_limit: int, batch: int, look
         need = min(batch - int(blen[lead]), remaining, target - g["consumed"])
         run = g["run"]
         stint = int(run[1]) if int(run[0]) == lead else 0
-        b_lead = max(need, min(max(stint, _B0), half, remaining))
+        b_lead = max(need, min(stint // 2, half, remaining))
         lead_arr = np.array([lead], dtype=np.int64)
         _store_values(g, lead_arr, ctx.draw(lead_arr, b_lead))
         others_buffered = g["buffered"] - int(blen[lead])
@@ -310,7 +310,7 @@ def _load_greedy_state(st: dict) -> dict:
 
 
 def _default_lookahead(greedy_budget: int, batch: int) -> int:
-    return max(batch, min(greedy_budget // 256, 1 << 16))
+    return max(batch, greedy_budget // 100)
 
 
 class EFG(Procedure):
@@ -385,7 +385,7 @@ class EFG(Procedure):
         leftover = int(ctx.total - int(self.n0) * k - g["consumed"])
         ctx.log("greedy", greedy_samples=g["consumed"], lookahead_leftover=leftover,
                 refills=g["trips"])
-        best = argmax_first(ctx.means())
+        best = int(g["heap"][0])   # largest greedy (consumed) mean
         return ProcedureOutput(best=best, extras={"greedy_samples": g["consumed"],
                                                   "lookahead_leftover": leftover,
                                                   "refills": g["trips"]})

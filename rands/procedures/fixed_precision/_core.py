@@ -33,10 +33,6 @@ def _as_int(v) -> int:
     return int(np.asarray(v).item())
 
 
-def _as_float(v) -> float:
-    return float(np.asarray(v).item())
-
-
 # --------------------------------------------------------------------------- Rinott
 def rinott_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: int, k_const: int | None,
                  st: dict, save: Callable[[], None], prefix: str = "") -> int:
