@@ -59,13 +59,14 @@ class ValidationResult:
 
 
 def validate(problem, procedure, *, macroreps: int, seed, problem_params: dict | None = None,
-             delta: float | None = None, executor=None, **params) -> ValidationResult:
+             pgs_delta: float | None = None, executor=None, **params) -> ValidationResult:
     """Run ``procedure`` on a known-truth ``problem`` ``macroreps`` times.
 
     PCS: the selected system has the largest true mean. PGS: its true mean is
-    strictly within ``delta`` of the largest (mu_i > mu_max - delta; strict so
-    that PGS is not trivially 1 in the slippage configuration) (``delta`` defaults to the procedure's
-    delta, else the problem's). Returns a :class:`ValidationResult`.
+    strictly within ``pgs_delta`` of the largest (mu_i > mu_max - pgs_delta; strict
+    so that PGS is not trivially 1 in the slippage configuration); ``pgs_delta``
+    defaults to the procedure's delta, else the problem's. ``**params`` go to the
+    procedure (``delta`` included). Returns a :class:`ValidationResult`.
     """
     macroreps = check_int("macroreps", macroreps, low=1)
     prob = resolve_problem(problem, problem_params)
@@ -73,10 +74,11 @@ def validate(problem, procedure, *, macroreps: int, seed, problem_params: dict |
     if prob.true_means is None:
         raise ParameterError(f"problem {prob.name!r} has no true_means; validation needs known truth")
     mu = np.asarray(prob.true_means)
+    delta = pgs_delta
     if delta is None:
         delta = getattr(proc, "delta", None) or getattr(prob, "delta", None)
     if delta is None:
-        raise ParameterError("delta is needed for PGS: pass delta=...")
+        raise ParameterError("the PGS indifference zone is unknown: pass pgs_delta=...")
     best_true = np.flatnonzero(mu == mu.max())
     good = mu > mu.max() - float(delta) * (1 - 1e-9)
     base = seed if isinstance(seed, (tuple, list)) else (seed,)

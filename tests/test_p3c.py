@@ -21,10 +21,11 @@ def clustered(k=64, p=4, rho=0.5, **kw):
 
 def test_p3c_pcs_small_clustered_instance():
     """Split pilot (the default) keeps PCS >= 1-alpha where clustering is poor (rho = 0.5)."""
-    prob = clustered(k=48, p=4, rho=0.5)
-    v = rands.validate(prob, "p3c", macroreps=300, seed=11, n_clusters=4, **KW)
+    prob = rands.problems.make("clustered", k=24, p=3, rho=0.5, delta=1.0)
+    kw = dict(KW, delta=1.0)
+    v = rands.validate(prob, "p3c", macroreps=200, seed=11, n_clusters=3, **kw)
     assert v.pcs_ci[1] >= 0.95, v.row()
-    d = rands.validate(prob, "dc", macroreps=100, seed=12, n_groups=4, **KW)
+    d = rands.validate(prob, "dc", macroreps=100, seed=12, n_groups=3, **kw)
     assert d.pcs_ci[1] >= 0.95, d.row()
 
 
