@@ -3,7 +3,8 @@
     mpiexec -n 2 python benchmarks/bench_utilization.py --backend mpi --out studies/parallel/util_mpi2.json
     python benchmarks/bench_utilization.py --backend processes --workers 2 --out studies/parallel/util_proc2.json
 
-System i costs c_i seconds of busy CPU work (thread CPU time) per sample, c_i evenly spread on
+System i costs c_i seconds per sample (``--work cpu``: busy CPU work measured in thread CPU
+time; ``--work sleep``: the block waits sum(c_i), like an external simulator), c_i evenly spread on
 [c_min, 5 c_min] with mean ``--cost`` (1 ms), then returns a normal sample
 (MDM means). Utilization = simulation time / (simulating workers x wall).
 Workloads: equal allocation (large blocks), KN (one sample per survivor per
@@ -28,14 +29,18 @@ class SpinNormal(MonotoneDecreasingMeans):
 
     name = "spin-mdm"
 
-    def __init__(self, k: int = 40, delta: float = 0.1, cost: float = 1e-3):
+    def __init__(self, k: int = 40, delta: float = 0.1, cost: float = 1e-3, work: str = "cpu"):
         super().__init__(k=k, delta=delta)
+        self.work = work
         lo = 2.0 * cost / 6.0                      # mean of [lo, 5 lo] is 3 lo = cost
         self.costs = np.linspace(lo, 5.0 * lo, k)
         self.cost = cost
 
     def simulate(self, systems, reps, streams):
         out = super().simulate(systems, reps, streams)
+        if self.work == "sleep":       # an external simulation (GPU job, licence server, I/O)
+            time.sleep(float(self.costs[np.asarray(systems)].sum()))
+            return out
         clock = time.thread_time      # CPU time: the same work however loaded the machine is
         for c in self.costs[np.asarray(systems)]:
             end = clock() + c
@@ -45,9 +50,9 @@ class SpinNormal(MonotoneDecreasingMeans):
 
 
 WORKLOADS = {
-    "equal": ("equal", {"budget": 16000}),
+    "equal": ("equal", {"budget": 8000}),
     "kn": ("kn", {"alpha": 0.05, "delta": 0.1, "n0": 10}),
-    "kt": ("kt", {"alpha": 0.05, "delta": 0.1, "n0": 10, "g": 10, "n_groups": 4}),
+    "kt": ("kt", {"alpha": 0.05, "delta": 0.1, "n0": 10, "g": 10, "n_groups": 8}),
 }
 
 
@@ -58,6 +63,8 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=40)
     ap.add_argument("--cost", type=float, default=1e-3)
     ap.add_argument("--workloads", default="equal,kn,kt")
+    ap.add_argument("--work", default="cpu", choices=["cpu", "sleep"],
+                    help="cpu: busy CPU work per sample; sleep: the samples wait (external simulator)")
     ap.add_argument("--out")
     args = ap.parse_args()
     from rands.parallel import make_executor
@@ -65,7 +72,7 @@ def main() -> int:
     ex = make_executor(args.backend, args.workers)
     if ex is None:
         return 0
-    prob = SpinNormal(k=args.k, cost=args.cost)
+    prob = SpinNormal(k=args.k, cost=args.cost, work=args.work)
     # warm-up: load numba kernels on every worker (not measured)
     rands.select(SpinNormal(k=args.k, cost=1e-6), "equal", seed=0, executor=ex, budget=args.k * 50)
     rows = {}
@@ -88,6 +95,7 @@ def main() -> int:
               flush=True)
     ex.close()
     out = {"backend": args.backend, "k": args.k, "mean_cost_s": args.cost, "cost_ratio": 5.0,
+           "work": args.work, "load_average_1min": __import__("os").getloadavg()[0],
            "command": " ".join(sys.argv), "rows": rows}
     if args.out:
         with open(args.out, "w") as fh:

@@ -102,7 +102,7 @@ def run_group_job(problem, streams, fn: Callable, task: dict):
 
 
 class Job:
-    __slots__ = ("index", "kind", "systems", "reps", "fn", "task", "size")
+    __slots__ = ("index", "kind", "systems", "reps", "fn", "task", "size", "start")
 
     def __init__(self, index: int, kind: str, *, systems=None, reps=None, fn=None, task=None):
         self.index = index
@@ -112,6 +112,7 @@ class Job:
         self.fn = fn
         self.task = task
         self.size = 0 if systems is None else int(systems.shape[0])
+        self.start = 0
 
 
 class PoolExecutor:
@@ -134,7 +135,7 @@ class PoolExecutor:
         self.chunks_per_worker = max(1, int(chunks_per_worker))
         self.min_chunk_s = float(min_chunk_s)
         self.local_threshold_s = float(local_threshold_s)
-        self.problem = None
+        self._problem = None
         self.streams = None
         self._cost = math.nan           # estimated seconds per sample (EMA)
         self._busy = [0.0] * self.n_remote
@@ -154,14 +155,32 @@ class PoolExecutor:
     def _counts_coordinator(self) -> bool:
         return False
 
+    @property
+    def problem(self):
+        """Always None, so every new sampling context calls :meth:`bind`.
+
+        ``SamplingContext`` rebinds only when ``executor.problem is not problem``;
+        a second selection on the same problem object with another seed would
+        otherwise keep the old streams on the workers. :attr:`bound_problem` is
+        the problem actually bound.
+        """
+        return None
+
+    @property
+    def bound_problem(self):
+        return self._problem
+
     def bind(self, problem, streams) -> None:
-        """Send the problem and streams to every worker, once."""
+        """Send the problem and streams to every worker: the problem once per new problem
+        object, the (small) streams at every bind."""
         self._check_open()
-        if problem is not self.problem:
+        same = problem is self._problem
+        if not same:
             self._cost = math.nan    # a new problem: its cost per sample is unknown
-        self.problem, self.streams = problem, streams
+        self._problem, self.streams = problem, streams
         if self.n_remote:
-            self._bind_workers(pickle.dumps((problem, streams), protocol=pickle.HIGHEST_PROTOCOL))
+            payload = (None, streams) if same else (problem, streams)
+            self._bind_workers(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
 
     def simulate(self, systems: np.ndarray, reps: np.ndarray) -> np.ndarray:
         self._check_open()
@@ -175,11 +194,12 @@ class PoolExecutor:
         if bounds is None:   # cheap block: simulate here, no messages
             out[:] = self._run_local(Job(0, "sim", systems=systems, reps=reps))
             return out
-        jobs = [Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
-                for j in range(len(bounds) - 1)]
-        results = self._execute(jobs)
-        for j, values in enumerate(results):
-            out[bounds[j]:bounds[j + 1]] = values
+        jobs = []
+        for j in range(len(bounds) - 1):
+            job = Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
+            job.start = int(bounds[j])
+            jobs.append(job)
+        self._execute(jobs, out=out)
         return out
         bounds = np.linspace(0, m, n_chunks + 1).astype(np.int64)
         jobs = [Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
@@ -272,6 +292,7 @@ class PoolExecutor:
             floor = max(1, int(math.ceil(self.min_chunk_s / max(self._cost, 1e-12))))
         else:
             floor = max(1, m // (64 * p))
+        self._floor = floor
         bounds = [0]
         left = m
         while left > 0:
@@ -288,9 +309,9 @@ class PoolExecutor:
 
     def _run_local(self, job: Job):
         if job.kind == "sim":
-            reply = run_sim_job(self.problem, self.streams, job.systems, job.reps)
+            reply = run_sim_job(self._problem, self.streams, job.systems, job.reps)
         else:
-            reply = run_group_job(self.problem, self.streams, job.fn, job.task)
+            reply = run_group_job(self._problem, self.streams, job.fn, job.task)
         if reply[0] == "err":
             raise self._fail(reply, self._local_rank())
         self._local_busy += reply[2]
@@ -309,17 +330,31 @@ class PoolExecutor:
     def _local_rank(self) -> int | None:
         return 0
 
-    def _execute(self, jobs: list[Job]) -> list:
-        """Run jobs on the workers (and the coordinator when it simulates); results by job index."""
+    def _execute(self, jobs: list[Job], out: np.ndarray | None = None) -> list:
+        """Run jobs on the workers (and the coordinator when it simulates).
+
+        Group results come back by job index; simulation values are written into
+        ``out`` at each job's offset. The coordinator simulates only small pieces
+        (``_floor`` samples) cut from the tail of the queue, so it returns to
+        serve the workers every few milliseconds.
+        """
         results: list = [None] * len(jobs)
+
+        def store(job: Job, value) -> None:
+            if out is not None and job.kind == "sim":
+                out[job.start:job.start + job.size] = value
+            else:
+                results[job.index] = value
+
         if self.n_remote == 0:
             for job in jobs:
-                results[job.index] = self._run_local(job)
+                store(job, self._run_local(job))
             return results
         queue = deque(jobs)
         running: dict[tuple[int, int], Job] = {}
         done = 0
         self._outstanding = [0] * self.n_remote
+        piece = max(1, int(getattr(self, "_floor", 1)))
 
         def refill() -> None:
             for depth in range(1, self.depth + 1):
@@ -336,8 +371,17 @@ class PoolExecutor:
         while done < len(jobs):
             replies = self._poll(block=not (self.coordinator_simulates and queue))
             if not replies and self.coordinator_simulates and queue:
-                job = queue.pop()   # the tail: the shortest job
-                results[job.index] = self._run_local(job)
+                job = queue[-1]
+                if job.kind == "sim" and out is not None and job.size > piece:
+                    # cut a small piece off the tail job; the rest stays queued
+                    cut = Job(-1, "sim", systems=job.systems[-piece:], reps=job.reps[-piece:])
+                    cut.start = job.start + job.size - piece
+                    job.systems, job.reps = job.systems[:-piece], job.reps[:-piece]
+                    job.size -= piece
+                    store(cut, self._run_local(cut))
+                    continue
+                queue.pop()
+                store(job, self._run_local(job))
                 done += 1
                 continue
             for w, reply in replies:
@@ -346,7 +390,7 @@ class PoolExecutor:
                 self._outstanding[w] -= 1
                 if reply[0] == "err":
                     raise self._fail(reply, self._worker_rank(w))
-                results[index] = reply[1]
+                store(job, reply[1])
                 self._busy[w] += reply[2]
                 self._jobs_done[w] += 1
                 if job.kind == "sim":

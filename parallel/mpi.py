@@ -67,7 +67,8 @@ def worker_loop(comm) -> None:
             comm.send(("stopped", rank), dest=0, tag=CTRL)
             return
         if kind == "bind":
-            problem, streams = pickle.loads(header[1])
+            new_problem, streams = pickle.loads(header[1])
+            problem = problem if new_problem is None else new_problem
             continue
         index = header[1]
         if kind == "sim":

@@ -39,7 +39,8 @@ def _worker_main(wid: int, tasks, results, parent_pid: int) -> None:
             results.put((wid, ("stopped", -1)))
             return
         if kind == "bind":
-            problem, streams = pickle.loads(msg[1])
+            new_problem, streams = pickle.loads(msg[1])
+            problem = problem if new_problem is None else new_problem
             continue
         index = msg[1]
         if kind == "sim":

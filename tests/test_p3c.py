@@ -25,7 +25,7 @@ def test_p3c_pcs_small_clustered_instance():
     kw = dict(KW, delta=1.0)
     v = rands.validate(prob, "p3c", macroreps=200, seed=11, n_clusters=3, **kw)
     assert v.pcs_ci[1] >= 0.95, v.row()
-    d = rands.validate(prob, "dc", macroreps=100, seed=12, n_groups=3, **kw)
+    d = rands.validate(prob, "dc", macroreps=60, seed=12, n_groups=3, **kw)
     assert d.pcs_ci[1] >= 0.95, d.row()
 
 
@@ -131,6 +131,10 @@ def test_invalid_inputs():
         rands.procedures.make("dc", partition="by_mean")
     with pytest.raises(ParameterError, match="unknown parameter"):
         rands.procedures.make("p3c", n_groups=4)
+    with pytest.raises(ParameterError, match="not parameters of 'kn'"):
+        rands.procedures.make("p3c", base="kn", base_params={"g": 4})
+    with pytest.raises(ParameterError, match="may not set"):
+        rands.procedures.make("p3c", base="kt", base_params={"alpha": 0.1})
     with pytest.raises(ParameterError, match="base must be"):
         rands.procedures.make("p3c", base="kn", budget=1000)
 
@@ -157,3 +161,35 @@ def test_p3c_under_mpi_3_ranks_equals_serial():
     assert out.returncode == 0, out.stderr[-2000:]
     best, total, sizes = json.loads(out.stdout.strip().splitlines()[-1])
     assert best == s.best and total == s.total_samples and sizes == s.sample_sizes.tolist()
+
+
+@pytest.mark.parametrize("stop_at", [1, 2])
+@pytest.mark.parametrize("budget", [None, 2560])
+def test_checkpoint_resume_identical(tmp_path, stop_at, budget):
+    from rands.checkpoint import Checkpointer
+    from rands.errors import Interrupted
+
+    class StopAt(Checkpointer):
+        def __init__(self, *a, stop_at, **kw):
+            super().__init__(*a, **kw)
+            self.stop_at, self.seen = stop_at, 0
+
+        def at_boundary(self, ctx, state, force=False):
+            self.seen += 1
+            if self.seen == self.stop_at:
+                self.request_stop()
+            super().at_boundary(ctx, state, force)
+
+    prob = clustered(k=128, p=4, rho=0.9)
+    kw = dict(n0=10, n_clusters=4) if budget else dict(KW, n_clusters=4)
+    if budget:
+        kw["budget"] = budget
+    full = rands.select(prob, "p3c", seed=8, **kw)
+    path = tmp_path / "p3c.npz"
+    spec = {"p3c": 1, "budget": budget}
+    with pytest.raises(Interrupted):
+        rands.select(prob, "p3c", seed=8, checkpoint=StopAt(path, spec, interval_s=3600, stop_at=stop_at), **kw)
+    again = rands.select(prob, "p3c", seed=8, checkpoint=Checkpointer(path, spec, interval_s=3600), **kw)
+    assert again.best == full.best and again.total_samples == full.total_samples
+    assert np.array_equal(again.sample_sizes, full.sample_sizes)
+    assert np.allclose(again.means, full.means)

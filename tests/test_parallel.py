@@ -199,3 +199,13 @@ def test_mpi_fault_stops_quickly(tmp_path, mode, pattern):
     import re
     assert re.search(pattern, err), err
     assert secs < 30, f"took {secs:.1f} s"
+
+
+def test_same_problem_object_new_seed_rebinds_streams(pool):
+    """A second selection on the same problem object with another seed must use its own
+    streams on the workers (the executor reports problem=None so every context rebinds)."""
+    prob = rands.problems.make("slippage", k=30, delta=0.5)
+    for seed in (1, 2):
+        par = rands.select(prob, "equal", seed=seed, executor=pool, budget=30 * 200)
+        ser = rands.select(prob, "equal", seed=seed, budget=30 * 200)
+        assert np.array_equal(par.means, ser.means)

@@ -70,6 +70,9 @@ class FlopsProblem(Problem):
 
     def label(self, system: int) -> str:
         s = self.settings[int(system)]
-        extra = {k: v for k, v in s.items() if k not in ("estimator", "allocator", "queries_per_point")}
-        tail = f" {json.dumps(extra, sort_keys=True)}" if extra else ""
+        extra = {k: v for k, v in s.items() if k not in ("estimator", "allocator", "queries_per_point")
+                 and v not in ({}, None)}
+        params = extra.pop("allocator_params", {})
+        head = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+        tail = (f"[{head}]" if head else "") + (f" {json.dumps(extra, sort_keys=True)}" if extra else "")
         return f"{s.get('estimator', 'lr')}/{s.get('allocator', 'uniform')}/q{s.get('queries_per_point', 8)}{tail}"

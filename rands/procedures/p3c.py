@@ -105,9 +105,22 @@ class _Pipeline(Procedure):
         check_int("n0", self.n0, low=2)
         check_float("alpha_split", self.alpha_split, low=0.0, high=1.0, low_open=True, high_open=True)
         check_int("max_pairwise", self.max_pairwise, low=2)
-        if self.base_params is not None and not isinstance(self.base_params, dict):
-            raise ParameterError(f"base_params must be a dict of the base procedure's parameters, "
-                                 f"got {self.base_params!r}")
+        for attr, target in (("base_params", self.base), ("large_base_params", self.large_base)):
+            bp = getattr(self, attr)
+            if bp is not None and not isinstance(bp, dict):
+                raise ParameterError(f"{attr} must be a dict of parameters of {target!r}, got {bp!r}")
+            if not bp:
+                continue
+            reserved = sorted(set(bp) & {"alpha", "delta", "n0", "crn", "budget"})
+            if reserved:
+                raise ParameterError(f"{attr} may not set {reserved}: the pipeline sets them (alpha "
+                                     f"split, shared n0, CRN, budget shares); use P3C's own parameters")
+            if isinstance(target, str):
+                valid = {"batch"} if target == "greedy" else set(_base_class(target)._param_names())
+                unknown = sorted(set(bp) - valid)
+                if unknown:
+                    raise ParameterError(f"{attr} {unknown} are not parameters of {target!r}; "
+                                         f"valid: {sorted(valid)}")
         if self.budget is None:
             for nm in ("base", "final", "large_base"):
                 v = getattr(self, nm)
@@ -184,7 +197,9 @@ class _Pipeline(Procedure):
         if "delta" in valid and self.budget is None:
             out["delta"] = self.delta
         if name == self.base:
-            out.update({k: v for k, v in (self.base_params or {}).items() if k in valid})
+            out.update(self.base_params or {})
+        elif name == self.large_base:
+            out.update(self.large_base_params or {})
         return out
 
     # ----------------------------------------------------------- the pipeline
@@ -336,7 +351,8 @@ class P3C(_Pipeline):
     final : procedure of the final stage (default: base); fresh CRN samples.
     alpha_split : fraction of alpha spent inside clusters (default 0.5).
     base_params : extra parameters of the base (e.g. {"g": 2} for KT).
-    max_pairwise, large_base : clusters above max_pairwise systems use large_base.
+    max_pairwise, large_base, large_base_params : clusters above max_pairwise systems use
+        large_base (default "kt") with these extra parameters (e.g. {"g": 500}).
     budget, final_fraction : fixed-budget variant (total samples N; final share).
     n_init, n_candidates : clustering restarts and greedy k-means++ candidates.
     """
@@ -347,7 +363,8 @@ class P3C(_Pipeline):
                  pilot: int | None = None, n_clusters: int = 16, pilot_mode: str = "split",
                  partition: Any = None, final: str | None = None, alpha_split: float = 0.5,
                  base_params: dict | None = None, max_pairwise: int = 4096, large_base: str | None = "kt",
-                 budget: int | None = None, final_fraction: float = 0.1, n_init: int = 3,
+                 large_base_params: dict | None = None, budget: int | None = None,
+                 final_fraction: float = 0.1, n_init: int = 3,
                  n_candidates: int | None = None):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")
         self.alpha = alpha
@@ -362,6 +379,7 @@ class P3C(_Pipeline):
         self.base_params = base_params
         self.max_pairwise = max_pairwise
         self.large_base = large_base
+        self.large_base_params = large_base_params
         self.budget = budget
         self.final_fraction = final_fraction
         self.n_init = n_init
@@ -440,8 +458,8 @@ class DivideAndConquer(_Pipeline):
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  n_groups: int = 16, partition: str = "random", final: str | None = None,
                  alpha_split: float = 0.5, base_params: dict | None = None, max_pairwise: int = 4096,
-                 large_base: str | None = "kt", budget: int | None = None, final_fraction: float = 0.1,
-                 crn: bool = True):
+                 large_base: str | None = "kt", large_base_params: dict | None = None,
+                 budget: int | None = None, final_fraction: float = 0.1, crn: bool = True):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")
         self.alpha = alpha
         self.delta = delta
@@ -453,6 +471,7 @@ class DivideAndConquer(_Pipeline):
         self.base_params = base_params
         self.max_pairwise = max_pairwise
         self.large_base = large_base
+        self.large_base_params = large_base_params
         self.budget = budget
         self.final_fraction = final_fraction
         self.crn = crn

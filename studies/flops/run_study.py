@@ -150,11 +150,11 @@ def summarize_variance(res) -> dict:
 
 
 # ------------------------------------------------------------------ accuracy curves
-def run_curves(configs, seeds, passes_budget, n_eval=10) -> list[dict]:
+def run_curves(configs, seeds, passes_budget, n_eval=10, allocs=None) -> list[dict]:
     out = []
     for cfg in configs:
         steps = passes_budget[cfg["model"]] // (BATCH * cfg["queries_per_point"])
-        for a in ALLOCS:
+        for a in (allocs or ALLOCS):
             name, params = ALLOC_SPECS[a]
             setting = {"estimator": cfg["estimator"], "allocator": name, "allocator_params": params,
                        "queries_per_point": cfg["queries_per_point"]}
@@ -177,17 +177,19 @@ def run_curves(configs, seeds, passes_budget, n_eval=10) -> list[dict]:
 def summarize_curves(curves, target) -> list[dict]:
     rows = []
     base = {}
+    def key(c):
+        return (c["model"], c["estimator"], c["queries_per_point"], c.get("lr"))
     for c in curves:
         if c["allocator"] == "uniform":
-            base[(c["model"], c["estimator"], c["queries_per_point"])] = c
+            base[key(c)] = c
     for c in curves:
         acc = np.asarray(c["acc"])
         passes = np.asarray(c["passes"])
-        u = np.asarray(base[(c["model"], c["estimator"], c["queries_per_point"])]["acc"])
+        u = np.asarray(base[key(c)]["acc"])
         auc = acc.mean(1)
         hit = [int(passes[np.argmax(a >= target[c["model"]])]) if (a >= target[c["model"]]).any() else None
                for a in acc]
-        rows.append({"model": c["model"], "estimator": c["estimator"], "q": c["queries_per_point"],
+        rows.append({"model": c["model"], "estimator": c["estimator"], "q": c["queries_per_point"], "lr": c.get("lr"),
                      "allocator": c["allocator"], "final_acc": _ci(acc[:, -1]),
                      "final_minus_uniform": _ci(acc[:, -1] - u[:, -1]),
                      "mean_curve_acc_minus_uniform": _ci(auc - u.mean(1)),
@@ -241,11 +243,19 @@ def plot(results, prefix) -> None:
         fig.savefig(HERE / f"{prefix}variance_ratio.png", dpi=110)
         plt.close(fig)
     if "curves" in results:
-        cfgs = sorted({(c["model"], c["estimator"], c["queries_per_point"]) for c in results["curves"]})
-        fig, axes = plt.subplots(1, len(cfgs), figsize=(4.5 * len(cfgs), 3.8), squeeze=False)
-        for ax, cfg in zip(axes[0], cfgs):
-            for c in results["curves"]:
-                if (c["model"], c["estimator"], c["queries_per_point"]) != cfg:
+        allc = results["curves"] + results.get("lrsweep", [])
+
+        def ckey(c):
+            return (c["model"], c["estimator"], c["queries_per_point"], c.get("lr") or DEFAULT_LR[c["estimator"]])
+        cfgs = sorted({ckey(c) for c in allc})
+        cols = 4
+        rows_ = math.ceil(len(cfgs) / cols)
+        fig, axes = plt.subplots(rows_, cols, figsize=(4.5 * cols, 3.8 * rows_), squeeze=False)
+        for ax in axes.flat[len(cfgs):]:
+            ax.axis("off")
+        for ax, cfg in zip(axes.flat, cfgs):
+            for c in allc:
+                if ckey(c) != cfg:
                     continue
                 acc = np.asarray(c["acc"])
                 m = acc.mean(0)
@@ -253,7 +263,7 @@ def plot(results, prefix) -> None:
                 x = np.asarray(c["passes"]) / 1000
                 ax.plot(x, m, label=c["allocator"])
                 ax.fill_between(x, m - h, m + h, alpha=0.15)
-            ax.set_title(f"{cfg[0]} / {cfg[1]} / q={cfg[2]}")
+            ax.set_title(f"{cfg[0]} / {cfg[1]} / q={cfg[2]} / lr={cfg[3]}")
             ax.set_xlabel("forward passes (thousands)")
             ax.set_ylabel("test accuracy (95% CI over seeds)")
             ax.legend(fontsize=7)
@@ -300,12 +310,13 @@ def write_summary(results, path) -> None:
             lines.append("")
     if "curves_summary" in results:
         lines.append("## Final test accuracy at equal forward passes (95% t-interval over seeds; CRN differences vs uniform)\n")
-        lines.append("| model | est | q | allocator | final acc | final - uniform | mean-curve acc - uniform | passes to target (per seed) |")
-        lines.append("|---|---|---|---|---|---|---|---|")
-        for r in results["curves_summary"]:
+        lines.append("| model | est | q | lr | allocator | final acc | final - uniform | mean-curve acc - uniform | passes to target (per seed) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for r in results["curves_summary"] + results.get("lrsweep_summary", []):
             f, d, a = r["final_acc"], r["final_minus_uniform"], r["mean_curve_acc_minus_uniform"]
             hits = ",".join("-" if h is None else f"{h // 1000}k" for h in r["passes_to_target"])
-            lines.append(f"| {r['model']} | {r['estimator']} | {r['q']} | {r['allocator']} | {f['mean']:.3f} ± {f['half_width']:.3f}"
+            lr = r.get("lr") or DEFAULT_LR[r["estimator"]]
+            lines.append(f"| {r['model']} | {r['estimator']} | {r['q']} | {lr} | {r['allocator']} | {f['mean']:.3f} ± {f['half_width']:.3f}"
                          f" | {d['mean']:+.3f} ± {d['half_width']:.3f} | {a['mean']:+.3f} ± {a['half_width']:.3f} | {hits} (target {r['target']}) |")
         lines.append("")
     if "select" in results:
@@ -323,7 +334,7 @@ def write_summary(results, path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["all", "variance", "curves", "select", "plot"])
+    ap.add_argument("part", choices=["all", "variance", "curves", "select", "lrsweep", "plot"])
     ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -331,6 +342,7 @@ def main(argv=None) -> int:
     prefix = "quick_" if args.quick else ""
     path = HERE / name
     results = json.loads(path.read_text()) if path.exists() else {}
+    sweep_path = HERE / ("results_lrsweep_quick.json" if args.quick else "results_lrsweep.json")
     if args.quick:
         seeds, reps, stages = [0, 1], 6, {"early": [1], "mid": [20], "late": [40]}
         configs = [{"model": "mlp", "estimator": "lr", "queries_per_point": 8}]
@@ -354,12 +366,21 @@ def main(argv=None) -> int:
         results["curves"] = run_curves(configs, seeds, budget)
         results["curves_summary"] = summarize_curves(results["curves"], target)
         path.write_text(json.dumps(results))
+    if args.part == "lrsweep":   # separate file: may run beside another part
+        sweep_cfgs = [{"model": "mlp", "estimator": "lr", "queries_per_point": 8, "lr": lr} for lr in (0.1, 0.2)]
+        sw = run_curves(sweep_cfgs, seeds, budget, allocs=["uniform", "loss", "neyman", "gaussian"])
+        sweep_path.write_text(json.dumps({"lrsweep": sw, "lrsweep_summary": summarize_curves(sw, target),
+                                          "seconds": time.perf_counter() - t0}))
+        print(f"done in {time.perf_counter() - t0:.0f}s -> {sweep_path}")
+        return 0
     if args.part in ("all", "select"):
         results["select"] = run_select(**sel)
         path.write_text(json.dumps(results))
     results.setdefault("meta", {})[args.part] = {"seconds": time.perf_counter() - t0, "torch": torch.__version__,
                                                  "command": " ".join(sys.argv)}
     path.write_text(json.dumps(results))
+    if sweep_path.exists():
+        results.update({k: v for k, v in json.loads(sweep_path.read_text()).items() if k.startswith("lrsweep")})
     plot(results, prefix)
     write_summary(results, HERE / f"{prefix}summary.md")
     print(f"done in {time.perf_counter() - t0:.0f}s -> {path}")

@@ -60,7 +60,7 @@ def _method(name: str, prob, p: int, base: str, n0: int = N0, pilot: int | None 
     raise ValueError(name)
 
 
-def _cell(prob, proc: str, params: dict, reps: int, seed: int, truth=None) -> dict:
+def _cell(prob, proc: str, params: dict, reps: int, seed: int, truth=None, partial=None) -> dict:
     mu = prob.true_means
     best_true = int(np.argmax(mu))
     samples, correct, pilot, within, final, ari, wall = [], 0, [], [], [], [], 0.0
@@ -74,6 +74,11 @@ def _cell(prob, proc: str, params: dict, reps: int, seed: int, truth=None) -> di
         wall += r.wall_time
         if truth is not None and "labels" in r.extras:
             ari.append(adjusted_rand_index(truth, np.asarray(r.extras["labels"])))
+        if partial is not None and (m + 1) % 50 == 0 and m + 1 < reps:
+            lo, hi = wilson_interval(correct, m + 1)
+            partial({"reps": m + 1, "pcs": correct / (m + 1), "pcs_ci": [float(lo), float(hi)],
+                     "mean_samples": float(np.mean(samples)), "mean_pilot": float(np.mean(pilot)),
+                     "partial": True})
     lo, hi = wilson_interval(correct, reps)
     s = np.asarray(samples, dtype=float)
     return {"reps": reps, "pcs": correct / reps, "pcs_ci": [float(lo), float(hi)], "mean_samples": float(s.mean()),
@@ -112,8 +117,11 @@ def part_pcs(a) -> None:
         for meth in a.methods:
             proc, params = _method(meth, prob, 16, "kn", n0=n0)
             t0 = time.time()
-            row = {"k": a.k, "p": 16, "rho": 0.5, "n0": n0, "base": "kn", "method": meth,
-                   **_cell(prob, proc, params, a.reps, a.seed)}
+            head = {"k": a.k, "p": 16, "rho": 0.5, "n0": n0, "base": "kn", "method": meth}
+            name = "pcs" + (f"_{a.tag}" if a.tag else "")
+            reps = a.reps if meth == "split" else min(a.reps, a.other_reps)
+            row = {**head, **_cell(prob, proc, params, reps, a.seed,
+                                   partial=lambda d: _save(name, rows + [{**head, **d}], meta))}
             rows.append(row)
             _save("pcs" + (f"_{a.tag}" if a.tag else ""), rows, meta)
             print(f"pcs n0={n0} {meth}: PCS={row['pcs']:.3f} {row['pcs_ci']} N={row['mean_samples']:.0f} "
@@ -230,6 +238,8 @@ def part_big(a) -> None:
     prob = rands.problems.make("clustered", k=a.k, p=16, rho=a.rhos[0], delta=DELTA)
     for meth in a.methods:
         proc, params = _method(meth, prob, 16, "kn")
+        if a.kt_g:
+            params["large_base_params"] = {"g": a.kt_g}
         tracemalloc.start()
         t0 = time.time()
         r = rands.select(prob, proc, seed=(a.seed, 0), **params)
@@ -266,6 +276,7 @@ def main() -> None:
     ap.add_argument("--n_init", type=int, default=3)
     ap.add_argument("--crn_all", action="store_true", help="run EFG/OCBA/FBKT with CRN too")
     ap.add_argument("--efg_batch", type=int, default=None, help="EFG's batch (samples per greedy step)")
+    ap.add_argument("--other_reps", type=int, default=10**9, help="pcs: macroreps for methods other than split")
     ap.add_argument("--tag", default="")
     ap.add_argument("--kt_g", type=int, default=None, help="KT group size g inside clusters/groups")
     a = ap.parse_args()

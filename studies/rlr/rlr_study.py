@@ -111,7 +111,52 @@ def stage_assets(c, out: Path) -> None:
 
 
 # ---------------------------------------------------------------- experiment A
-def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "") -> None:
+def save_raw(out: Path, tag: str, truth, truth_trvar, stats) -> None:
+    """Sufficient statistics of a (partial) run of experiment A: NPZ vectors + JSON scalars."""
+    arrays = {"truth": truth}
+    scal = {"truth_trvar": truth_trvar, "estimators": {}}
+    for n, s in stats.items():
+        arrays[f"{n}:sum"] = s["sum"]
+        arrays[f"{n}:sumsq"] = s["sumsq"]
+        scal["estimators"][n] = {k: s[k] for k in ("sqerr", "cos", "units", "peak", "secs", "M")}
+    np.savez(out / f"rawA{tag}.npz", **arrays)
+    (out / f"rawA{tag}.json").write_text(json.dumps(scal))
+
+
+def finalize_A(s: dict, truth, truth_trvar: float, cov) -> dict:
+    M = s["M"]
+    tn = np.linalg.norm(truth)
+    mean = s["sum"] / M
+    var = (s["sumsq"] / M - mean ** 2) * M / (M - 1)
+    trvar = float(var.sum())
+    bias = mean - truth
+    units = s["units"] / M
+    mse = s["sqerr"] / M
+    return {
+        "replications": int(M),
+        "coverage": cov.describe(),
+        "rel_bias": float(np.linalg.norm(bias) / tn),
+        # Monte Carlo floor of |bias| for an unbiased estimator: sqrt(E|noise|^2)
+        "rel_bias_noise_floor": float(math.sqrt(trvar / M + truth_trvar) / tn),
+        "bias_sq": float(bias @ bias),
+        "tr_cov": trvar,
+        "mse": mse,
+        "rel_mse": mse / tn ** 2,
+        "cost_units": units,
+        "mse_x_cost": mse * units,
+        "tr_cov_x_cost": trvar * units,
+        "cosine": s["cos"] / M,
+        "cosine_of_mean": float(mean @ truth / (np.linalg.norm(mean) * tn)),
+        # scale-free signal-to-noise: |E g|^2 / tr Cov (fair to mean-reduced / normalised DDPO)
+        "snr": float(mean @ mean / trvar) if trvar > 0 else float("inf"),
+        "snr_per_cost": float(mean @ mean / trvar / units) if trvar > 0 else float("inf"),
+        "peak_graph_steps": int(s["peak"]),
+        "seconds_per_estimate": s["secs"] / M,
+    }
+
+
+def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "", shard: int | None = None,
+            nshards: int = 1) -> None:
     model, clf = load_assets(out)
     for p in model.parameters():
         p.requires_grad_(True)
@@ -139,7 +184,7 @@ def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "") -> None:
         e.name = n
     P = truth.size
     stats = {n: {"sum": np.zeros(P), "sumsq": np.zeros(P), "sqerr": 0.0, "cos": 0.0, "units": 0.0, "peak": 0,
-                 "secs": 0.0} for n in names}
+                 "secs": 0.0, "M": 0} for n in names}
     # warm-up of adaptive j (running per-step norms), not counted
     for n, e in ests.items():
         if EST_A[n][1].get("j") == "softmax":
@@ -147,10 +192,14 @@ def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "") -> None:
                 bank = NoiseBank.draw(c["T"], c["batch"], (64,), g)
                 estimate_gradient(model, sch, bank, reward, e, rng=np.random.default_rng(1))
     zo_gen = torch.Generator().manual_seed(77)
-    rngs = {n: np.random.default_rng(abs(hash(n)) % (2 ** 32)) for n in names}
+    if shard is not None:  # independent replication stream per shard (seeds never added)
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([2026, 1, shard]).generate_state(1)[0]))
+        zo_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([77, 1, shard]).generate_state(1)[0]))
+    rngs = {n: np.random.default_rng([abs(hash(n)) % (2 ** 32), 0 if shard is None else shard + 1]) for n in names}
     tn = np.linalg.norm(truth)
     t0 = time.time()
-    for r in range(c["reps"]):
+    n_reps = c["reps"] // nshards
+    for r in range(n_reps):
         bank = NoiseBank.draw(c["T"], c["batch"], (64,), g)  # CRN: one bank per replication, all estimators
         traj = None
         for n, e in ests.items():
@@ -170,39 +219,12 @@ def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "") -> None:
             s["cos"] += float(v @ truth / (nv * tn)) if nv > 0 else 0.0
             s["units"] += info["cost"]["units"]
             s["peak"] = max(s["peak"], info["cost"]["peak_depth"])
-        if (r + 1) % 200 == 0:
-            print(f"A: {r + 1}/{c['reps']} reps, {time.time() - t0:.0f}s", flush=True)
-    M = c["reps"]
-    rows = {}
-    for n in names:
-        s = stats[n]
-        mean = s["sum"] / M
-        var = (s["sumsq"] / M - mean ** 2) * M / (M - 1)
-        trvar = float(var.sum())
-        bias = mean - truth
-        units = s["units"] / M
-        mse = s["sqerr"] / M
-        cov = ests[n].coverage(sch)
-        rows[n] = {
-            "coverage": cov.describe(),
-            "rel_bias": float(np.linalg.norm(bias) / tn),
-            # Monte Carlo floor of |bias| for an unbiased estimator: sqrt(E|noise|^2)
-            "rel_bias_noise_floor": float(math.sqrt(trvar / M + truth_trvar) / tn),
-            "bias_sq": float(bias @ bias),
-            "tr_cov": trvar,
-            "mse": mse,
-            "rel_mse": mse / tn ** 2,
-            "cost_units": units,
-            "mse_x_cost": mse * units,
-            "tr_cov_x_cost": trvar * units,
-            "cosine": s["cos"] / M,
-            "cosine_of_mean": float(mean @ truth / (np.linalg.norm(mean) * tn)),
-            # scale-free signal-to-noise: |E g|^2 / tr Cov (fair to mean-reduced / normalised DDPO)
-            "snr": float(mean @ mean / trvar) if trvar > 0 else float("inf"),
-            "snr_per_cost": float(mean @ mean / trvar / units) if trvar > 0 else float("inf"),
-            "peak_graph_steps": s["peak"],
-            "seconds_per_estimate": s["secs"] / M,
-        }
+            s["M"] = r + 1
+        if (r + 1) % 50 == 0 or r + 1 == n_reps:
+            save_raw(out, tag, truth, truth_trvar, stats)
+            print(f"A{tag}: {r + 1}/{n_reps} reps, {time.time() - t0:.0f}s", flush=True)
+    rows = {n: finalize_A(stats[n], truth, truth_trvar, ests[n].coverage(sch)) for n in names}
+    M = n_reps
     res = {"config": c, "batch_per_replication": c["batch"], "replications": M, "truth_norm": float(tn),
            "truth_chains": c["truth"], "truth_tr_var": truth_trvar, "params": int(P), "estimators": rows,
            "sigma": sch.sigma.tolist(), "note": "tr_cov and mse are per replication (a batch of `batch` chains); "
@@ -224,7 +246,41 @@ def print_A(rows: dict) -> None:
 # ---------------------------------------------------------------- experiment B
 def stage_merge(c, out: Path) -> None:
     """Merge shards expA_*.json -> expA.json and expB_*.json -> expB.json (each shard's M is kept)."""
-    shards = sorted(out.glob("expA_*.json"))
+    raws = sorted(out.glob("rawA_*.json"))
+    if raws:
+        sch = schedule(c)
+        acc: dict = {}
+        truth = None
+        for f in raws:
+            scal = json.loads(f.read_text())
+            z = np.load(f.with_suffix(".npz"))
+            truth = z["truth"] if truth is None else truth
+            if not np.array_equal(truth, z["truth"]):
+                raise RuntimeError(f"{f} was computed against a different truth")
+            tvar = scal["truth_trvar"]
+            for n, sc in scal["estimators"].items():
+                a = acc.setdefault(n, {"sum": 0.0, "sumsq": 0.0, "sqerr": 0.0, "cos": 0.0, "units": 0.0, "peak": 0,
+                                       "secs": 0.0, "M": 0})
+                a["sum"] = a["sum"] + z[f"{n}:sum"]
+                a["sumsq"] = a["sumsq"] + z[f"{n}:sumsq"]
+                for k in ("sqerr", "cos", "units", "secs", "M"):
+                    a[k] += sc[k]
+                a["peak"] = max(a["peak"], sc["peak"])
+        rows = {n: finalize_A(a, truth, tvar, make_est(n, c).coverage(sch)) for n, a in acc.items()}
+        for f in sorted(out.glob("expA_*.json")):  # complete single-process runs (e.g. the ZO estimator)
+            d = json.loads(f.read_text())
+            for n, r in d["estimators"].items():
+                r.setdefault("replications", d["replications"])
+                rows.setdefault(n, r)
+        res = {"config": c, "batch_per_replication": c["batch"], "truth_norm": float(np.linalg.norm(truth)),
+               "truth_chains": c["truth"], "truth_tr_var": tvar, "params": int(truth.size), "estimators": rows,
+               "sigma": sch.sigma.tolist(), "shards": [f.name for f in raws],
+               "note": "tr_cov and mse are per replication (a batch of `batch` chains, all estimators on the same "
+                       "noise within a shard: CRN); cost_units = forward calls + 3 x graph step evaluations per "
+                       "chain; rlr_zo_h2 was run separately (fewer replications, see its `replications`)"}
+        (out / "expA.json").write_text(json.dumps(res, indent=1))
+        print_A(rows)
+    shards = [] if raws else sorted(out.glob("expA_*.json"))
     if shards:
         res = None
         for f in shards:
@@ -435,6 +491,48 @@ def stage_plots(c, out: Path) -> None:
     plot_samples(c, out)
 
 
+def stage_post(c, out: Path) -> None:
+    """Final-model diagnostics of every saved fine-tune on 256 fixed-noise chains: reward, hit rate,
+    class entropy, out-of-range pixels, and diversity of the *clipped* images (x0 clipped to [-1, 1],
+    so that pixels drifting outside the data range do not count as diversity) -> post.json."""
+    from rands.applications.rlr import sample_chain
+    _, clf = load_assets(out)
+    sch = schedule(c)
+    bank = NoiseBank.draw(c["T"], 256 if not c.get("sel_equal_only") else 32, (64,),
+                          torch.Generator().manual_seed(31337))
+    lp, hit = ClassifierLogProb(clf, TARGET), ClassifierHit(clf, TARGET)
+    ft = out / "assets" / "finetunes"
+    rows = {}
+    for name, path in [("base", out / "assets" / "ddpm.npz")] + [(f.stem, f) for f in sorted(ft.glob("*.npz"))]:
+        with torch.no_grad():
+            x0 = sample_chain(load_npz(path), sch, bank).x0
+            xc = x0.clamp(-1, 1)
+            pred = clf(xc).argmax(1)
+            p = torch.bincount(pred, minlength=10).double() / pred.numel()
+            is3 = pred == TARGET
+            d = torch.cdist(xc, xc)
+            n = xc.shape[0]
+            d3 = torch.cdist(xc[is3], xc[is3]) if int(is3.sum()) > 1 else None
+            rows[name] = {"logp": float(lp(x0).mean()), "hit": float(hit(x0).mean()),
+                          "logp_clipped": float(lp(xc).mean()),
+                          "class_entropy": float(-(p[p > 0] * p[p > 0].log()).sum()),
+                          "out_of_range": float((x0.abs() > 1.2).double().mean()),
+                          "max_abs_pixel": float(x0.abs().max()),
+                          "diversity_clipped": float(d.sum() / (n * (n - 1))),
+                          "diversity_clipped_within_target": (float(d3.sum() / (d3.shape[0] * (d3.shape[0] - 1)))
+                                                              if d3 is not None else float("nan"))}
+    agg: dict = {}
+    for name, r in rows.items():
+        key = name.rsplit("_s", 1)[0] if name != "base" else "base"
+        agg.setdefault(key, []).append(r)
+    summary = {k: {f: float(np.mean([r[f] for r in v])) for f in v[0]} | {"n_seeds": len(v)} for k, v in agg.items()}
+    (out / "post.json").write_text(json.dumps({"per_model": rows, "per_method_mean": summary}, indent=1))
+    print(f"{'model':24s} {'logp':>7s} {'hit':>6s} {'H':>5s} {'oor':>6s} {'div_c':>6s} {'div_c3':>6s}")
+    for k, r in summary.items():
+        print(f"{k:24s} {r['logp']:7.3f} {r['hit']:6.3f} {r['class_entropy']:5.2f} {r['out_of_range']:6.3f} "
+              f"{r['diversity_clipped']:6.3f} {r['diversity_clipped_within_target']:6.3f}")
+
+
 def plot_samples(c, out: Path) -> None:
     """Grid of final samples (seed 0, same noise) of the base model and each fine-tune."""
     import matplotlib
@@ -464,8 +562,10 @@ def plot_samples(c, out: Path) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stages", nargs="+", choices=["assets", "A", "B", "merge", "select", "plots", "all"])
+    ap.add_argument("stages", nargs="+", choices=["assets", "A", "B", "merge", "post", "select", "plots", "all"])
     ap.add_argument("--only", default=None, help="comma-separated estimators (A) or methods (B)")
+    ap.add_argument("--shard", type=int, default=None, help="A: shard index (own replication stream)")
+    ap.add_argument("--nshards", type=int, default=1, help="A: number of shards; each runs reps / nshards")
     ap.add_argument("--tag", default="", help="output suffix of A/B (shards merged by the 'merge' stage)")
     ap.add_argument("--hit", choices=["yes", "no", "only"], default="yes",
                     help="B: also run the non-differentiable-reward jobs")
@@ -484,12 +584,12 @@ def main(argv=None) -> None:
         c["b_updates"] = args.updates
     out = Path(args.out) if args.out else HERE
     out.mkdir(parents=True, exist_ok=True)
-    stages = ["assets", "A", "B", "select", "plots"] if "all" in args.stages else args.stages
+    stages = ["assets", "A", "B", "post", "select", "plots"] if "all" in args.stages else args.stages
     only = args.only.split(",") if args.only else None
     for s in stages:
         t0 = time.time()
         if s == "A":
-            stage_A(c, out, only=only, tag=args.tag)
+            stage_A(c, out, only=only, tag=args.tag, shard=args.shard, nshards=args.nshards)
         elif s == "B":
             ms = only or c.get("b_methods", EST_B)
             jobs = [] if args.hit == "only" else [(m, "logp") for m in ms]
@@ -497,7 +597,8 @@ def main(argv=None) -> None:
                 jobs += [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
             stage_B(c, out, tag=args.tag, jobs=jobs)
         else:
-            {"assets": stage_assets, "merge": stage_merge, "select": stage_select, "plots": stage_plots}[s](c, out)
+            {"assets": stage_assets, "merge": stage_merge, "post": stage_post, "select": stage_select,
+             "plots": stage_plots}[s](c, out)
         print(f"== stage {s} done in {time.time() - t0:.1f}s", flush=True)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from ...errors import check_int
 from ..base import Procedure, ProcedureOutput, check_budget
+from ._common import argmax_first, draw_chunked, restored_state
 
 
 class EqualAllocation(Procedure):
@@ -39,9 +40,10 @@ class EqualAllocation(Procedure):
 
     def run(self, ctx) -> ProcedureOutput:
         per = int(self.budget) // ctx.k
-        state = ctx.restored or {}
+        state = restored_state(ctx)
         if not state.get("done"):
-            ctx.draw(np.arange(ctx.k), per)
+            # chunked: same samples as one draw, without (k x per) temporaries for large k
+            draw_chunked(ctx, np.arange(ctx.k, dtype=np.int64), per)
             ctx.log("allocate", per_system=per)
-        means = ctx.means()
-        return ProcedureOutput(best=int(np.argmax(means)))
+            ctx.boundary({"done": 1})
+        return ProcedureOutput(best=argmax_first(ctx.means()))

@@ -51,30 +51,39 @@ def n_rounds(k: int, p: int) -> int:
     return r
 
 
-def _fbkt_round(ctx, round_budget: int, crn: bool) -> np.ndarray:
-    """One knockout round on a group whose systems are given in seed order (best first).
+def _play_round(ctx, seeded: np.ndarray, round_budget: int, crn: bool,
+                id_order: np.ndarray | None = None) -> np.ndarray:
+    """One knockout round among ``seeded`` (ids in ``ctx``, best seed first).
 
-    Returns the local positions of the winners (the bye first, then match winners in order).
+    ``id_order``: the positions of ``seeded`` sorted by id (default: seeded is id-sorted);
+    samples are drawn in id order so the context's bookkeeping walks memory monotonically.
+    Returns the positions (in ``seeded``) of the winners: the bye first, then match winners.
     """
-    m = ctx.k
+    m = seeded.shape[0]
     bye = m % 2
     n_pairs = (m - bye) // 2
-    top = np.arange(bye, bye + n_pairs, dtype=np.int64)     # better seeds
-    bottom = np.arange(m - 1, m - 1 - n_pairs, -1, dtype=np.int64)  # their opponents
+    top = np.arange(bye, bye + n_pairs, dtype=np.int64)              # better seeds
+    bottom = np.arange(m - 1, m - 1 - n_pairs, -1, dtype=np.int64)   # their opponents
     n = int(round_budget) // m
     if n <= 0:
-        # no samples to play with: the better current seed advances
-        win = top
+        win = top           # no samples to play with: the better current seed advances
     else:
-        players = np.arange(bye, m, dtype=np.int64)
+        players = seeded[bye:]
         start = int(ctx.next_rep[players].max()) if crn else None
-        sums_p = draw_chunked(ctx, players, n, start=start, want_sums=True)
+        pos = np.arange(bye, m, dtype=np.int64) if id_order is None else id_order
+        if bye and id_order is not None:
+            pos = pos[pos != 0]
         sums = np.empty(m)
-        sums[bye:] = sums_p
+        sums[pos] = draw_chunked(ctx, seeded[pos], n, start=start, want_sums=True)
         win = np.where(sums[top] >= sums[bottom], top, bottom)
     if bye:
         win = np.concatenate([np.zeros(1, dtype=np.int64), win])
     return win
+
+
+def _fbkt_round(ctx, round_budget: int, crn: bool) -> np.ndarray:
+    """Group task for ``ctx.run_groups``: the group's systems arrive in seed order."""
+    return _play_round(ctx, np.arange(ctx.k, dtype=np.int64), round_budget, crn)
 
 
 class FBKT(Procedure):
@@ -158,15 +167,21 @@ class FBKT(Procedure):
             rnd = int(st["round"])
         if stage == 1:
             while True:
-                groups = self._seeded_groups(ctx, survivors, group_of, p)
+                groups, order = self._seeded_groups(ctx, survivors, group_of, p)
                 playing = [g for g in groups if g.shape[0] >= 2]
                 if not playing:
                     break
                 budget_r = Nr[rnd - 1] if rnd - 1 < len(Nr) else 0
                 # safety: never let floors of float shares push past N
                 budget_r = min(budget_r, (N - ctx.total) // len(playing))
-                wins = ctx.run_groups(_fbkt_round, playing, round_budget=int(budget_r),
-                                      crn=bool(self.crn))
+                if p == 1:
+                    # a single tournament is one task anyway: play it on this context
+                    inv = np.empty(survivors.shape[0], dtype=np.int64)
+                    inv[order] = np.arange(survivors.shape[0], dtype=np.int64)
+                    wins = [_play_round(ctx, playing[0], int(budget_r), bool(self.crn), inv)]
+                else:
+                    wins = ctx.run_groups(_fbkt_round, playing, round_budget=int(budget_r),
+                                          crn=bool(self.crn))
                 nxt = [g[np.asarray(w, dtype=np.int64)] for g, w in zip(playing, wins)]
                 nxt += [g for g in groups if g.shape[0] == 1]
                 survivors = np.sort(np.concatenate(nxt))
@@ -194,18 +209,22 @@ class FBKT(Procedure):
                                                   "finalists": winners.tolist()})
 
     @staticmethod
-    def _seeded_groups(ctx, survivors: np.ndarray, group_of: np.ndarray, p: int) -> list[np.ndarray]:
-        """Survivors of each group ordered by current mean, best first (ties: lower id)."""
+    def _seeded_groups(ctx, survivors: np.ndarray, group_of: np.ndarray, p: int):
+        """Survivors of each group ordered by current mean, best first (and, for one group,
+        the permutation of the id-sorted survivors that gives that order).
+
+        Survivors arrive sorted by id, so the order (ties included) is deterministic and
+        independent of the backend."""
         means = ctx.sums[survivors] / ctx.n[survivors]
-        order = np.argsort(-means, kind="stable")     # survivors are sorted by id
+        order = np.argsort(-means)
         ranked = survivors[order]
         if p == 1:
-            return [ranked]
+            return [ranked], order
         g = group_of[ranked]
         by_group = np.argsort(g, kind="stable")
         ranked = ranked[by_group]
         counts = np.bincount(g, minlength=p)
-        return [a for a in np.split(ranked, np.cumsum(counts)[:-1]) if a.shape[0] > 0]
+        return [a for a in np.split(ranked, np.cumsum(counts)[:-1]) if a.shape[0] > 0], None
 
 
 __all__ = ["FBKT", "round_weight", "n_rounds"]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Reproduce the NAS study (from the repository root): bash studies/nas/run_all.sh
+# SOURCE/NSEEDS pick the table: the recorded study used the first 5 seeds of the mini benchmark
+# (identical values in the finished applications/nas/data/mini_digits.json and in the build's
+# partial JSONL it was read from).
+set -euo pipefail
+SOURCE=${SOURCE:-applications/nas/data/mini_digits.json}
+NSEEDS=${NSEEDS:-5}
+R=studies/nas/results
+mkdir -p $R studies/nas/logs
+S="nice -n 10 python studies/nas/run_selection.py --source $SOURCE --n-seeds $NSEEDS"
+# three processes: fixed-budget procedures; KN, P3C-KN, DC-KN; KT (the slowest) as 2 x 100
+# macroreplications with independent seeds (pooled by make_report.py)
+$S --macroreps 200 --only equal OCBA EFG EFG+ FBKT P3C-sf DC-sf --out $R/selection_fb.json > studies/nas/logs/sel_fb.log 2>&1 &
+$S --macroreps 200 --only KN P3C-KN DC-KN --out $R/selection_fp.json > studies/nas/logs/sel_fp.log 2>&1 &
+$S --macroreps 100 --only KT --seed 2026 --out $R/selection_kt_a.json > studies/nas/logs/sel_kt_a.log 2>&1 &
+$S --macroreps 100 --only KT --seed 2027 --out $R/selection_kt_b.json > studies/nas/logs/sel_kt_b.log 2>&1 &
+nice -n 10 python studies/nas/run_clustering.py --source $SOURCE --n-seeds $NSEEDS --reps 20 \
+    --out $R/clustering.json > studies/nas/logs/clustering.log 2>&1
+wait
+nice -n 10 python studies/nas/run_live.py --repeats 2 > studies/nas/logs/live.log 2>&1
+python studies/nas/make_report.py
