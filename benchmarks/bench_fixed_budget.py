@@ -40,7 +40,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--problem", default="slippage")
-    ap.add_argument("--procs", default="fbkt,efg")
+    ap.add_argument("--procs", default="fbkt,efg,efg:batch=4",
+                    help="comma-separated procedures, options as name:key=val;key=val")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     k, N = args.k, args.c * args.k
@@ -49,8 +50,8 @@ def main() -> None:
 
     # warm up numba kernels (cached) on a small problem
     small = rands.problems.make(args.problem, k=1000)
-    for name in args.procs.split(","):
-        rands.select(small, name, seed=0, budget=20_000)
+    for spec in args.procs.split(","):
+        rands.select(small, spec.partition(":")[0], seed=0, budget=20_000)
 
     t_numpy = _best_of(lambda: np.random.default_rng(0).standard_normal(N), args.repeat)
 
@@ -76,18 +77,24 @@ def main() -> None:
           f"({t_kernel / t_numpy:.2f}x) | ctx.draw {t_ctx:.3f} s ({t_ctx / t_numpy:.2f}x)", flush=True)
     params = {"fbkt": {"n0": 8, "phi": 3}, "efg": {"n0": 10}, "efg+": {"n0": 10},
               "equal": {}, "ocba": {"n0": 10}}
-    for name in args.procs.split(","):
+    for spec in args.procs.split(","):
+        name, _, extra = spec.partition(":")
+        kw = dict(params.get(name, {}))
+        for item in filter(None, extra.split(";")):
+            key, val = item.split("=")
+            kw[key] = int(val)
         holder = {}
 
         def run():
-            holder["r"] = rands.select(prob, name, seed=args.seed, budget=N, **params.get(name, {}))
+            holder["r"] = rands.select(prob, name, seed=args.seed, budget=N, **kw)
 
         t = _best_of(run, args.repeat)
         r = holder["r"]
+        name = spec
         out["procedures"][name] = {"seconds": t, "ratio": t / t_numpy, "total_samples": r.total_samples,
                                    "best": r.best, "sim_time": r.accounting.get("sim_time"),
                                    "extras": {a: b for a, b in r.extras.items() if not isinstance(b, list)}}
-        print(f"{name:5s} {t:.3f} s = {t / t_numpy:.2f}x numpy; samples {r.total_samples}; "
+        print(f"{name:12s} {t:.3f} s = {t / t_numpy:.2f}x numpy; samples {r.total_samples}; "
               f"best {r.best}; extras {out['procedures'][name]['extras']}", flush=True)
     if args.out:
         with open(args.out, "w") as f:

@@ -220,8 +220,10 @@ class FlowLine(Problem):
     def true_means(self) -> np.ndarray | None:  # type: ignore[override]
         """Recorded Monte Carlo estimate (L = 20 defaults only), else None.
 
-        Not exact: each entry carries a standard error, ``true_means_se``
-        (about 0.0035 at L = 20; see studies/flowline_truth/README.md).
+        Not exact: a CRN Monte Carlo estimate from 25,000 replications per
+        alternative; each entry carries a standard error, ``true_means_se``
+        (at most 0.0047, about 0.0046 near the top; see
+        studies/flowline_truth/README.md).
         """
         if not self.has_truth:
             return None

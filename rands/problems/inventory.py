@@ -114,7 +114,6 @@ def inventory_exact_means(periods: int = PERIODS, lam: float = LAMBDA) -> np.nda
     out = np.empty(small.shape[0])
     dmax = int(lam + 40 * np.sqrt(lam) + 40)
     pmf = stats.poisson.pmf(np.arange(dmax + 1), lam)
-    cdf = np.cumsum(pmf)
     for n, (s, S) in enumerate(zip(small, big)):
         ys = np.arange(s, S + 1)
         # E[(y - D)^+] = sum_{d<=y} (y-d) p(d)
@@ -141,7 +140,6 @@ def inventory_exact_means(periods: int = PERIODS, lam: float = LAMBDA) -> np.nda
                 total += pi @ o
                 pi = pi @ P
         out[n] = -total / periods
-    del cdf
     return out
 
 

@@ -172,6 +172,20 @@ def main():
     if os.path.exists(sel_path):
         s = json.load(open(sel_path))
         rows = s["results"]
+        mu = np.array(s["true_pass1"])
+        lines = ["", f"Checkpoint selection ({s['k']} checkpoints of training seed {s['args']['seed_run']}, "
+                 f"{rows[0]['macroreps']} macroreplications, delta = {s['args']['delta']}, alpha = {s['args']['alpha']}; "
+                 f"best exact pass@1 {mu.max():.4f}; {int((mu > mu.max() - s['args']['delta']).sum())} checkpoints "
+                 f"within delta):", "",
+                 "| procedure | PCS [95% Wilson] | PGS (delta) | P(within 0.005) | mean samples | regret | "
+                 "selection bias (reported - true) +- se |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            near = float(np.mean(mu[r["selected"]] > mu.max() - 0.005))
+            lines.append(f"| {r['procedure']} | {r['pcs']:.2f} [{r['pcs_ci'][0]:.2f}, {r['pcs_ci'][1]:.2f}] | "
+                         f"{r['pgs']:.2f} | {near:.2f} | {r['mean_samples']:.0f} | {r['regret']:.4f} | "
+                         f"{r['selection_bias']:+.4f} +- {r['selection_bias_se']:.4f} |")
+        open(os.path.join(HERE, "results.md"), "a").write("\n".join(lines) + "\n")
+        print("\n".join(lines))
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
         names = [r["procedure"] for r in rows]
         ax[0].bar(names, [r["pgs"] for r in rows], yerr=np.abs(np.array([r["pgs_ci"] for r in rows]).T
