@@ -21,6 +21,16 @@ from rands.errors import ParameterError, SimulationError
 from ._pool import Job, PoolExecutor, run_group_job, run_sim_job
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _worker_main(wid: int, tasks, results, parent_pid: int) -> None:
     """Worker process loop: bind, sim, group, stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the coordinator decides when to stop
@@ -30,8 +40,7 @@ def _worker_main(wid: int, tasks, results, parent_pid: int) -> None:
         try:
             msg = tasks.get(timeout=2.0)
         except _queue.Empty:
-            parent = mp.parent_process()
-            if parent is not None and not parent.is_alive():   # coordinator gone: exit quietly
+            if not _alive(parent_pid):   # coordinator gone (killed): exit quietly
                 return
             continue
         kind = msg[0]

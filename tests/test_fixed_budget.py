@@ -334,3 +334,29 @@ def test_fbkt_flat_in_k_while_equal_decays_at_linear_budget():
     assert eq_large.pcs_ci[1] < eq_small.pcs_ci[0]                 # equal allocation decays
     assert fb_large.pcs >= fb_small.pcs - 0.12                     # FBKT roughly flat
     assert fb_large.pcs_ci[0] > eq_large.pcs_ci[1]                 # and beats equal at large k
+
+
+@pytest.mark.parametrize("name,params", [("fbkt", {"n0": 4, "n_groups": 2}), ("efg", {"n0": 4}),
+                                         ("efg+", {"n0": 4}), ("ocba", {"n0": 4, "increment": 25})])
+def test_resume_through_the_npz_checkpointer(tmp_path, name, params):
+    from rands.checkpoint import Checkpointer
+    from rands.errors import Interrupted
+
+    class _StopAtThird(Checkpointer):
+        calls = 0
+
+        def at_boundary(self, ctx, state, force=False):
+            type(self).calls += 1
+            if type(self).calls == 3:
+                self.request_stop()
+            super().at_boundary(ctx, state, force=force)
+
+    kw = dict(problem_params={"k": 40}, budget=1200, **params)
+    spec = {"procedure": name, **params}
+    full = rands.select("slippage", name, seed=6, **kw)
+    path = tmp_path / "run.npz"
+    with pytest.raises(Interrupted):
+        rands.select("slippage", name, seed=6, checkpoint=_StopAtThird(path, spec, interval_s=1e9), **kw)
+    resumed = rands.select("slippage", name, seed=6, checkpoint=Checkpointer(path, spec), **kw)
+    assert resumed.best == full.best and resumed.total_samples == full.total_samples
+    assert np.array_equal(resumed.sample_sizes, full.sample_sizes)

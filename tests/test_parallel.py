@@ -209,3 +209,27 @@ def test_same_problem_object_new_seed_rebinds_streams(pool):
         par = rands.select(prob, "equal", seed=seed, executor=pool, budget=30 * 200)
         ser = rands.select(prob, "equal", seed=seed, budget=30 * 200)
         assert np.array_equal(par.means, ser.means)
+
+
+class WaitingMDM(rands.problems.MonotoneDecreasingMeans):
+    """Samples that cost c_i seconds of waiting, c_i from 1/3 to 5/3 ms (5x, mean 1 ms)."""
+
+    def __init__(self, k: int = 20, cost: float = 1e-3):
+        super().__init__(k=k)
+        self.costs = np.linspace(cost / 3, 5 * cost / 3, k)
+
+    def simulate(self, systems, reps, streams):
+        time.sleep(float(self.costs[np.asarray(systems)].sum()))
+        return super().simulate(systems, reps, streams)
+
+
+def test_utilization_of_large_blocks(pool):
+    """~1 ms samples whose cost varies 5x across systems (an external simulator that waits):
+    equal allocation keeps both workers busy (benchmarks/bench_utilization.py has the study)."""
+    rands.select(WaitingMDM(cost=1e-6), "equal", seed=0, executor=pool, budget=400)
+    pool.reset_accounting()
+    r = rands.select(WaitingMDM(), "equal", seed=1, executor=pool, budget=3000)
+    acc = r.accounting
+    assert acc["workers"] == 2
+    assert acc["overall_utilization"] > 0.8, acc
+    assert sum(acc["sim_time"]) == pytest.approx(3000 * 1e-3, rel=0.3)

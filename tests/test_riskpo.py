@@ -269,3 +269,16 @@ def test_ppo_clip_loss_gradient_and_clipping():
     l.backward()
     assert new.grad.abs().max().item() == 0.0
     assert l.item() == pytest.approx((-1.2 + 3.0) / 2)
+
+
+def test_quantile_modes_agree_on_one_bundle():
+    """With a single bundle, per-bundle, batch and (warm-started) tracked quantiles coincide."""
+    r, ids = _bundle_batch(GOLDEN_X)
+    bid = np.zeros(25, int)
+    a = adv.RiskPO(quantiles="bundle", credit="uniform")(r, ids, bundle_ids=bid).advantages
+    b = adv.RiskPO(quantiles="batch", credit="uniform")(r, ids, bundle_ids=bid).advantages
+    est = adv.RiskPO(quantiles="tracked", credit="uniform")
+    c = est(r, ids, bundle_ids=bid).advantages
+    np.testing.assert_allclose(b.numpy(), a.numpy())
+    np.testing.assert_allclose(c.numpy(), a.numpy())
+    assert est.tracker.quantile(0.2) == pytest.approx(0.8) and est.tracker.t == 1

@@ -38,7 +38,7 @@ from .plans import (FO, HO, ZO, Coverage, FixedPlan, Plan, RandomStepsPlan, Rand
 from .schedule import DDIMSchedule, NoiseBank, gaussian_logprob
 
 __all__ = ["Trajectory", "sample_chain", "Estimator", "make_estimator", "ESTIMATORS", "estimate_gradient",
-           "flat_grad", "profile_step_memory"]
+           "flat_grad", "profile_step_memory", "replicated_gradients", "update_step_norms"]
 
 
 @dataclass
@@ -92,7 +92,7 @@ def sample_chain(model, schedule: DDIMSchedule, noise: NoiseBank, *, zo_steps: S
     deltas: dict = {}
     if zo and zo_sigma <= 0:
         raise ParameterError("zo_sigma must be > 0 when some steps use parameter ZO")
-    params = _params(model)
+    params = _params(model) if zo else {}
     for t in range(T, 0, -1):
         tt = schedule.timestep_tensor(t, x.shape[0], x.device)
         if t in zo:
@@ -336,3 +336,32 @@ def profile_step_memory(model, schedule: DDIMSchedule, shape: Sequence[int], *, 
     del y
     bz = sum(p.numel() * p.element_size() for p in _params(model).values())
     return {"mem_ho": float(saved[0]), "mem_zo": float(bz)}
+
+
+def replicated_gradients(model, schedule: DDIMSchedule, reward, estimator: Estimator, x_T: torch.Tensor,
+                         eps: torch.Tensor, terms: list) -> tuple[torch.Tensor, dict]:
+    """Gradient estimates of G independent replications at once (``torch.func.vmap`` over ``grad``).
+
+    ``x_T`` is (G, B, *shape) and ``eps`` (T, G, B, *shape): replication g is the batch of B chains
+    driven by ``x_T[g]``, ``eps[:, g]``, all with the same strategy map ``terms`` (group replications
+    by their sampled map). Returns (G, P) flat gradients, identical (to rounding) to calling
+    :func:`estimate_gradient` on each replication, and the cost ledger of one replication.
+    ZO terms are not supported here (their per-chain parameter perturbations are not vmapped).
+    """
+    from torch.func import functional_call, grad, vmap
+    if any(isinstance(t, ZO) for t in terms):
+        raise ParameterError("replicated_gradients does not support ZO terms; use estimate_gradient")
+    names = list(_params(model))
+    params = {k: v.detach() for k, v in _params(model).items()}
+    cost: dict = {}
+
+    def one(p, xT, ep):
+        def fmodel(x, t):
+            return functional_call(model, p, (x, t))
+        S, info = estimator.surrogate(fmodel, schedule, NoiseBank(xT, ep), reward, rng=None, terms=list(terms))
+        cost.update(info["cost"])
+        return S
+
+    g = vmap(grad(one), in_dims=(None, 0, 1))(params, x_T, eps)
+    flat = torch.cat([g[k].reshape(g[k].shape[0], -1) for k in names], dim=1)
+    return flat, cost

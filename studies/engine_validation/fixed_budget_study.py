@@ -49,7 +49,15 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--out", default=HERE)
     ap.add_argument("--parts", default="A,B")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the plot and table from the recorded JSON")
     args = ap.parse_args()
+    if args.replot:
+        with open(os.path.join(args.out, "fixed_budget_results.json")) as f:
+            rows = json.load(f)["rows"]
+        plot(rows, os.path.join(args.out, "fixed_budget_pcs.png"))
+        table(rows, os.path.join(args.out, "fixed_budget_results.md"))
+        return
     rows = []
     parts = args.parts.split(",")
     if "A" in parts:
@@ -69,7 +77,33 @@ def main() -> None:
         json.dump({"command": "python studies/engine_validation/fixed_budget_study.py "
                               f"--reps {args.reps}", "rows": rows}, f, indent=1)
     plot(rows, os.path.join(args.out, "fixed_budget_pcs.png"))
+    table(rows, os.path.join(args.out, "fixed_budget_results.md"))
     print("wrote", path)
+
+
+def table(rows, path):
+    """Markdown tables: PCS [Wilson 95%] per procedure."""
+    lines = []
+    names = list(PROCS)
+    for part, problem, xkey, title in (("A", "slippage", "c", "Part A, slippage (k = 100, delta = 0.5): PCS vs c = N/k"),
+                                       ("A", "random", "c", "Part A, random means (k = 100): PCS vs c = N/k"),
+                                       ("B", "slippage", "k", "Part B, slippage (delta = 0.5), N = 20 k: PCS vs k")):
+        sel = [r for r in rows if r["part"] == part and r["problem"] == problem]
+        if not sel:
+            continue
+        xs = sorted({r[xkey] for r in sel})
+        lines += [f"### {title}", "", f"| {xkey} | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for x in xs:
+            cells = []
+            for n in names:
+                r = [q for q in sel if q[xkey] == x and q["procedure"] == n]
+                cells.append(f"{r[0]['pcs']:.3f} [{r[0]['pcs_ci'][0]:.2f}, {r[0]['pcs_ci'][1]:.2f}]"
+                             if r else "")
+            lines.append(f"| {x} | " + " | ".join(cells) + " |")
+        lines.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
 
 
 def plot(rows, path):

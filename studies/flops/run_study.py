@@ -198,11 +198,11 @@ def summarize_curves(curves, target) -> list[dict]:
 
 
 # ------------------------------------------------------------------ selection
-def run_select(steps, seed, equal_budget, kn_params) -> dict:
-    settings = [{"estimator": "lr", "allocator": n, "allocator_params": p, "queries_per_point": 8}
+def run_select(steps, seed, equal_budget, kn_params, lr=0.2) -> dict:
+    settings = [{"estimator": "lr", "allocator": n, "allocator_params": p, "queries_per_point": 8, "lr": lr}
                 for n, p in ALLOC_SPECS.values()]
     prob = FlopsProblem(settings, steps=steps)
-    out = {"systems": [prob.label(i) for i in range(prob.k)], "steps": steps}
+    out = {"systems": [prob.label(i) for i in range(prob.k)], "steps": steps, "lr": lr}
     t0 = time.perf_counter()
     r = rands.select(prob, "equal", seed=seed, budget=equal_budget, crn=True)
     out["equal"] = {**r.to_dict(), "seconds": time.perf_counter() - t0}
@@ -319,9 +319,12 @@ def write_summary(results, path) -> None:
             lines.append(f"| {r['model']} | {r['estimator']} | {r['q']} | {lr} | {r['allocator']} | {f['mean']:.3f} ± {f['half_width']:.3f}"
                          f" | {d['mean']:+.3f} ± {d['half_width']:.3f} | {a['mean']:+.3f} ± {a['half_width']:.3f} | {hits} (target {r['target']}) |")
         lines.append("")
-    if "select" in results:
-        s = results["select"]
-        lines.append(f"## rands.select over allocator settings (MLP, LR, q=8, {s['steps']} steps, CRN)\n")
+    for key in ("select_lr0.05", "select"):
+        if key not in results:
+            continue
+        s = results[key]
+        lines.append(f"## rands.select over allocator settings (MLP, LR estimator, q=8, SGD lr={s.get('lr')}, "
+                     f"{s['steps']} steps, CRN)\n")
         for proc in ("equal", "kn"):
             if proc in s:
                 r = s[proc]

@@ -146,9 +146,9 @@ def main():
             mu = Y.mean(0)
             ax[j].plot(steps, mu, label=f"{LABEL[m]} (n={len(hs)})")
             if len(hs) > 1:
-                lo, hi = np.array([t_ci(Y[:, i]) for i in range(Y.shape[1])]).T
-                ax[j].fill_between(steps, lo, hi, alpha=0.15)
-            ax[j].set_title(title)
+                se = Y.std(0, ddof=1) / np.sqrt(len(hs))
+                ax[j].fill_between(steps, mu - se, mu + se, alpha=0.15)
+            ax[j].set_title(title + ", mean +- s.e. over seeds")
             ax[j].set_xlabel("step")
     ax[0].legend(fontsize=7)
     fig.tight_layout()

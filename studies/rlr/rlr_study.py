@@ -27,6 +27,7 @@ torch.set_num_threads(1)
 
 from rands.applications.rlr import (DDIMSchedule, NoiseBank, estimate_gradient, linear_alphas_cumprod,  # noqa
                                     make_estimator, profile_step_memory, h_from_budget)
+from rands.applications.rlr.estimator import replicated_gradients  # noqa: E402
 from rands.applications.rlr.models import (MLPClassifier, MLPDenoiser, digits_data, load_npz, save_npz,  # noqa
                                            train_classifier, train_ddpm)
 from rands.applications.rlr.rewards import ClassifierHit, ClassifierLogProb, Compressibility  # noqa: E402
@@ -185,7 +186,8 @@ def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "", shard: i
     P = truth.size
     stats = {n: {"sum": np.zeros(P), "sumsq": np.zeros(P), "sqerr": 0.0, "cos": 0.0, "units": 0.0, "peak": 0,
                  "secs": 0.0, "M": 0} for n in names}
-    # warm-up of adaptive j (running per-step norms), not counted
+    # warm-up of adaptive j (running per-step norms), not counted; the vmapped replications below do not
+    # update the norms, so j then follows the frozen softmax(warm-up norms) (fixed theta)
     for n, e in ests.items():
         if EST_A[n][1].get("j") == "softmax":
             for _ in range(c["warmup"]):
@@ -199,30 +201,47 @@ def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "", shard: i
     tn = np.linalg.norm(truth)
     t0 = time.time()
     n_reps = c["reps"] // nshards
-    for r in range(n_reps):
-        bank = NoiseBank.draw(c["T"], c["batch"], (64,), g)  # CRN: one bank per replication, all estimators
-        traj = None
+    G = c.get("chunk", 100)
+    done = 0
+    while done < n_reps:
+        nG = min(G, n_reps - done)
+        # CRN: one noise draw per replication, shared by every estimator
+        xT = torch.randn((nG, c["batch"], 64), generator=g)
+        eps = torch.randn((c["T"], nG, c["batch"], 64), generator=g)
         for n, e in ests.items():
             s = stats[n]
             t1 = time.perf_counter()
-            gr, info = estimate_gradient(model, sch, bank, reward, e, rng=rngs[n], generator=zo_gen,
-                                         traj=None if "zo" in n else traj)
+            if "zo" in n:  # per-chain parameter perturbations: one replication at a time
+                rows_g, units = [], 0.0
+                for r in range(nG):
+                    gr, info = estimate_gradient(model, sch, NoiseBank(xT[r], eps[:, r]), reward, e, rng=rngs[n],
+                                                 generator=zo_gen)
+                    rows_g.append(gr)
+                    units += info["cost"]["units"]
+                    s["peak"] = max(s["peak"], info["cost"]["peak_depth"])
+                V = torch.stack(rows_g).double().numpy()
+            else:  # group replications by their sampled strategy map, vmap over each group
+                maps = [tuple(e.plan.sample(rngs[n], c["T"])) for _ in range(nG)]
+                V = np.empty((nG, P))
+                units = 0.0
+                for key in set(maps):
+                    idx = [i for i, m_ in enumerate(maps) if m_ == key]
+                    Vg, cost = replicated_gradients(model, sch, reward, e, xT[idx], eps[:, idx], list(key))
+                    V[idx] = Vg.double().numpy()
+                    units += cost["units"] * len(idx)
+                    s["peak"] = max(s["peak"], cost["peak_depth"])
             s["secs"] += time.perf_counter() - t1
-            if "zo" not in n:
-                traj = info["traj"]
-            v = gr.double().numpy()
-            s["sum"] += v
-            s["sumsq"] += v * v
-            d = v - truth
-            s["sqerr"] += float(d @ d)
-            nv = np.linalg.norm(v)
-            s["cos"] += float(v @ truth / (nv * tn)) if nv > 0 else 0.0
-            s["units"] += info["cost"]["units"]
-            s["peak"] = max(s["peak"], info["cost"]["peak_depth"])
-            s["M"] = r + 1
-        if (r + 1) % 50 == 0 or r + 1 == n_reps:
-            save_raw(out, tag, truth, truth_trvar, stats)
-            print(f"A{tag}: {r + 1}/{n_reps} reps, {time.time() - t0:.0f}s", flush=True)
+            s["sum"] += V.sum(0)
+            s["sumsq"] += (V * V).sum(0)
+            D_ = V - truth
+            s["sqerr"] += float((D_ * D_).sum())
+            nv = np.linalg.norm(V, axis=1)
+            s["cos"] += float(np.where(nv > 0, V @ truth / np.maximum(nv, 1e-300) / tn, 0.0).sum())
+            s["units"] += units
+            s["M"] += nG
+        done += nG
+        save_raw(out, tag, truth, truth_trvar, stats)
+        print(f"A{tag}: {done}/{n_reps} reps, {time.time() - t0:.0f}s", flush=True)
     rows = {n: finalize_A(stats[n], truth, truth_trvar, ests[n].coverage(sch)) for n in names}
     M = n_reps
     res = {"config": c, "batch_per_replication": c["batch"], "replications": M, "truth_norm": float(tn),
