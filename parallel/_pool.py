@@ -356,11 +356,13 @@ class PoolExecutor:
         self._outstanding = [0] * self.n_remote
         piece = max(1, int(getattr(self, "_floor", 1)))
 
+        participants = self.n_remote + (1 if self.coordinator_simulates else 0)
+
         def refill() -> None:
             for depth in range(1, self.depth + 1):
                 for w in range(self.n_remote):
                     # deeper queues only while plenty of work is left (else the tail waits)
-                    limit = depth if (depth == 1 or len(queue) > 2 * self.n_remote) else 1
+                    limit = depth if (depth == 1 or len(queue) > 2 * participants) else 1
                     if queue and self._outstanding[w] < limit:
                         job = queue.popleft()
                         self._send(w, job)

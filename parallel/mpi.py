@@ -43,11 +43,11 @@ def _mpi():
 
 def _wait_for_message(comm, status) -> None:
     """Wait for rank 0 without pinning a core: probe, then back off to 1 ms sleeps."""
-    delay = 0.0
+    t0 = time.perf_counter()
     while not comm.Iprobe(source=0, tag=CTRL, status=status):
-        if delay:
-            time.sleep(delay)
-        delay = min(1e-3, delay * 2 if delay else 2e-5)
+        waited = time.perf_counter() - t0
+        # yield for the first 2 ms (a reply is usually that close), then sleep, at most 1 ms
+        time.sleep(0 if waited < 2e-3 else min(1e-3, waited / 20))
 
 
 def worker_loop(comm) -> None:
@@ -163,7 +163,7 @@ class MPIExecutor(PoolExecutor):
     def _poll(self, block: bool) -> list[tuple[int, tuple]]:
         out = []
         MPI = self._MPI
-        t_wait = 0.0
+        t0 = time.perf_counter()
         while True:
             if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=CTRL, status=self._status):
                 out.append(self._recv_one(self._status.Get_source()))
@@ -172,8 +172,8 @@ class MPIExecutor(PoolExecutor):
                 self._reap_sends()
                 return out
             # blocking wait without burning the core a worker may need
-            time.sleep(min(1e-4 * (1 + t_wait * 100), 2e-3))
-            t_wait += 1e-4
+            waited = time.perf_counter() - t0
+            time.sleep(0 if waited < 2e-3 else min(1e-3, waited / 20))
 
     def _shutdown(self, failed: bool) -> None:
         MPI = self._MPI

@@ -254,6 +254,32 @@ def test_optimizer_spends_budget_and_respects_floors(name, params):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+@pytest.mark.parametrize("base", ["sgd", "adam"])
+def test_optimizer_state_dict_resumes_identically(base):
+    import copy
+    x, y = _batch(b=8)
+
+    def build(model):
+        return ForwardGradient(model.parameters(), estimator=LayerwiseLR(model), allocator=GaussianAllocator(),
+                               queries=64, lr=0.01, base=base, momentum=0.9 if base == "sgd" else 0.0,
+                               generator=torch.Generator().manual_seed(4))
+    a = _tiny_mlp()
+    opt_a = build(a)
+    for _ in range(2):
+        opt_a.step(_closure(a, x, y), batch_size=8)
+    saved_model, saved_opt = copy.deepcopy(a.state_dict()), copy.deepcopy(opt_a.state_dict())
+    for _ in range(2):
+        opt_a.step(_closure(a, x, y), batch_size=8)
+    b = _tiny_mlp()
+    b.load_state_dict(saved_model)
+    opt_b = build(b)
+    opt_b.load_state_dict(saved_opt)
+    for _ in range(2):
+        opt_b.step(_closure(b, x, y), batch_size=8)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert opt_a.forward_passes == opt_b.forward_passes
+
+
 def test_moment_choice_is_validated():
     with pytest.raises(ParameterError, match="pilot >= 2"):
         TwoStageNeyman(pilot=1)

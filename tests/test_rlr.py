@@ -42,16 +42,25 @@ def truth():
 
 
 def replicate(name, reps, seed, **kw):
+    """reps gradient estimates (batches of 16 chains), vmapped over replications sharing a strategy map."""
+    from rands.applications.rlr.estimator import replicated_gradients
     model, sched, reward = tiny()
     est = make_estimator(name, **kw)
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(reps):
-        nb = NoiseBank.draw(T, 16, (D,), g, dtype=torch.float64)
-        gr, _ = estimate_gradient(model, sched, nb, reward, est, rng=rng, generator=g)
-        out.append(gr.numpy())
-    return np.array(out)
+    if kw.get("j") == "softmax":  # learn the running per-step norms, then j ~ frozen softmax
+        for _ in range(30):
+            estimate_gradient(model, sched, NoiseBank.draw(T, 16, (D,), g, dtype=torch.float64), reward, est, rng=rng)
+        assert est.plan.norms.seen.sum() == 30
+    xT = torch.randn(reps, 16, D, generator=g, dtype=torch.float64)
+    eps = torch.randn(T, reps, 16, D, generator=g, dtype=torch.float64)
+    maps = [tuple(est.plan.sample(rng, T)) for _ in range(reps)]
+    out = np.empty((reps, sum(p.numel() for p in model.parameters())))
+    for key in set(maps):
+        idx = [i for i, m in enumerate(maps) if m == key]
+        V, _ = replicated_gradients(model, sched, reward, est, xT[idx], eps[:, idx], list(key))
+        out[idx] = V.numpy()
+    return out
 
 
 def zscores(samples, truth):
@@ -217,3 +226,22 @@ def test_fo_refuses_non_differentiable_reward():
         make_estimator("rlr").surrogate(model, sched, bank, Compressibility(), rng=np.random.default_rng(0))
     S, _ = make_estimator("ddpo").surrogate(model, sched, bank, Compressibility(), rng=np.random.default_rng(0))
     assert S.requires_grad
+
+
+def test_replicated_gradients_equal_per_replication_loop():
+    from rands.applications.rlr.estimator import flat_grad, replicated_gradients
+    model, sched, reward = tiny()
+    g = torch.Generator().manual_seed(11)
+    G, B = 3, 5
+    xT = torch.randn(G, B, D, generator=g, dtype=torch.float64)
+    eps = torch.randn(T, G, B, D, generator=g, dtype=torch.float64)
+    for name, kw in [("full_bp", {}), ("rlr", {"h": 2}), ("ddpo_ppo", {"baseline": "loo"})]:
+        est = make_estimator(name, **kw)
+        terms = est.plan.sample(np.random.default_rng(0), T)
+        V, cost = replicated_gradients(model, sched, reward, est, xT, eps, terms)
+        for r in range(G):
+            S, info = est.surrogate(model, sched, NoiseBank(xT[r], eps[:, r]), reward, rng=None, terms=terms)
+            assert torch.allclose(flat_grad(model, S), V[r], rtol=1e-9, atol=1e-9)
+        assert cost == info["cost"]
+    with pytest.raises(ParameterError, match="ZO"):
+        replicated_gradients(model, sched, reward, make_estimator("rlr", fill="zo"), xT, eps, [FO(1), ZO((2, 3, 4))])

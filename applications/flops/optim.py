@@ -109,6 +109,22 @@ class ForwardGradient(torch.optim.Optimizer):
         n = stats.n.clamp(min=1).to(stats.loss_sum.dtype)
         return float((stats.loss_sum / n).mean())
 
+    def state_dict(self) -> dict:
+        """Base optimizer state plus the allocator's state, the pass count and the generator state."""
+        d = super().state_dict()
+        d["flops"] = {"allocator": self.allocator.state_dict(), "forward_passes": self.forward_passes,
+                      "generator": self.gen.get_state()}
+        return d
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("flops", None)
+        super().load_state_dict(state_dict)
+        if extra is not None:
+            self.allocator.load_state_dict(extra["allocator"])
+            self.forward_passes = int(extra["forward_passes"])
+            self.gen.set_state(extra["generator"])
+
     @torch.no_grad()
     def _update(self) -> None:
         for group in self.param_groups:

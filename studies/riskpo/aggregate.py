@@ -30,7 +30,8 @@ def load():
     runs = defaultdict(list)
     for p in sorted(glob.glob(os.path.join(HERE, "runs", "*_s*.json"))):
         h = json.load(open(p))
-        runs[h["config"]["method"]].append(h)
+        if "config" in h:  # placeholders mark runs skipped for time
+            runs[h["config"]["method"]].append(h)
     return {m: runs[m] for m in METHODS if m in runs}
 
 
@@ -80,13 +81,20 @@ def main():
     M = out["methods"]
 
     def cmp(a, b, key):
+        """Seed-paired comparison of metric ``key``: a - b over the seeds both methods ran."""
         if a not in M or b not in M:
             return None
-        x, y = np.array(M[a][key]["values"]), np.array(M[b][key]["values"])
-        n = min(len(x), len(y))
-        diff = x[:n] - y[:n]  # paired by seed (same seeds, same initial policy)
-        return {"a": a, "b": b, "metric": key, "mean_a": float(x.mean()), "mean_b": float(y.mean()),
-                "paired_diff": stat(diff), "holds": bool(diff.mean() > 0 and t_ci(diff)[0] > 0) if n > 1 else None}
+        xa = dict(zip(M[a]["seeds"], M[a][key]["values"]))
+        xb = dict(zip(M[b]["seeds"], M[b][key]["values"]))
+        common = sorted(set(xa) & set(xb))
+        if len(common) < 2:
+            return None
+        x, y = np.array([xa[s] for s in common]), np.array([xb[s] for s in common])
+        diff = x - y
+        lo, hi = t_ci(diff)
+        verdict = "holds" if lo > 0 else ("reversed" if hi < 0 else "inconclusive")
+        return {"a": a, "b": b, "metric": key, "seeds": common, "mean_a": float(x.mean()),
+                "mean_b": float(y.mean()), "paired_diff": stat(diff), "verdict": verdict}
 
     D = out["directions"]
     D["entropy RiskPO > GRPO (final, eval)"] = cmp("riskpo", "grpo", "all/entropy")
@@ -100,6 +108,9 @@ def main():
     D["hard pass@64 RiskPO > NSR"] = cmp("riskpo", "nsr", "hard/pass@64")
     D["entropy RiskPO > NSR"] = cmp("riskpo", "nsr", "all/entropy")
     D["hard pass@64 RiskPO > RiskPO B=1"] = cmp("riskpo", "riskpo_b1", "hard/pass@64")
+    D["diversity (distinct correct per solved) RiskPO > GRPO"] = cmp("riskpo", "grpo", "all/distinct_per_solved")
+    D["hard pass@64 RS-GRPO > GRPO"] = cmp("rsgrpo", "grpo", "hard/pass@64")
+    D["entropy RiskPO-tracked > RiskPO (bundle)"] = cmp("riskpo_tracked", "riskpo", "all/entropy")
     json.dump(out, open(os.path.join(HERE, "results.json"), "w"), indent=1)
 
     # ---- markdown tables
@@ -126,13 +137,13 @@ def main():
     for m, d in M.items():
         lines.append(f"| {LABEL[m]} | " + " | ".join(f(d, f"{b}/pass@{k}") for b in ("easy", "medium") for k in KS)
                      + " |")
-    lines += ["", "Pre-registered directions (paired by seed; holds = 95% t-interval of the difference > 0):", ""]
+    lines += ["", "Pre-registered directions (paired by seed; holds / reversed = 95% t-interval of the difference above / below 0):", ""]
     for name, c in D.items():
         if c is None:
             continue
         pdiff = c["paired_diff"]
-        lines.append(f"- {name}: {c['mean_a']:.4f} vs {c['mean_b']:.4f}; diff {pdiff['mean']:+.4f} "
-                     f"[{pdiff['ci95'][0]:+.4f}, {pdiff['ci95'][1]:+.4f}] -> holds: {c['holds']}")
+        lines.append(f"- {name} (seeds {c['seeds']}): {c['mean_a']:.4f} vs {c['mean_b']:.4f}; paired diff "
+                     f"{pdiff['mean']:+.4f} [{pdiff['ci95'][0]:+.4f}, {pdiff['ci95'][1]:+.4f}] -> {c['verdict']}")
     open(os.path.join(HERE, "results.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -74,7 +74,7 @@ def cfg(smoke: bool) -> dict:
                     b_every=3, lr=3e-4, sel_budget=60, sel_truth=200, ppo_epochs=2, sel_equal_only=True,
                     sel_delta=0.2, b_methods=["full_bp", "rlr_h2", "ddpo_ppo"])
     return dict(ddpm_steps=6000, clf_steps=1500, hidden=128, train_steps=200, T=10, eta=1.0, reps=2000, batch=8,
-                truth=20000, truth_batch=500, warmup=100, b_updates=200, b_batch=16, b_seeds=3, b_eval=128,
+                truth=20000, truth_batch=500, warmup=50, b_updates=100, b_batch=16, b_seeds=3, b_eval=128,
                 b_every=10, lr=3e-4, sel_budget=2400, sel_truth=4000, ppo_epochs=2, sel_delta=0.2)
 
 
@@ -355,6 +355,8 @@ def stage_B(c, out: Path, methods: list[str] | None = None, tag: str = "", jobs=
             runs[key] = hist
             save_npz(model, out / "assets" / "finetunes" / f"{m}_{rname}_s{seed}.npz")
             lp = hist["eval_logp"]
+            (out / f"expB{tag}.json").write_text(json.dumps({"config": c, "base_eval": base_ev, "runs": runs,
+                                                              "partial": True}))
             print(f"B {key}: logp {lp[0]:.3f} -> max {max(lp):.3f} -> final {lp[-1]:.3f}; diversity "
                   f"{hist['eval_diversity_l2'][0]:.3f} -> {hist['eval_diversity_l2'][-1]:.3f}; "
                   f"{time.time() - t0:.1f}s", flush=True)
@@ -586,7 +588,7 @@ def main(argv=None) -> None:
     ap.add_argument("--shard", type=int, default=None, help="A: shard index (own replication stream)")
     ap.add_argument("--nshards", type=int, default=1, help="A: number of shards; each runs reps / nshards")
     ap.add_argument("--tag", default="", help="output suffix of A/B (shards merged by the 'merge' stage)")
-    ap.add_argument("--hit", choices=["yes", "no", "only"], default="yes",
+    ap.add_argument("--hit", choices=["yes", "no", "only", "ddpo", "nofo"], default="yes",
                     help="B: also run the non-differentiable-reward jobs")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     ap.add_argument("--out", default=None, help="output folder (default: this folder; smoke: required)")
@@ -611,9 +613,11 @@ def main(argv=None) -> None:
             stage_A(c, out, only=only, tag=args.tag, shard=args.shard, nshards=args.nshards)
         elif s == "B":
             ms = only or c.get("b_methods", EST_B)
-            jobs = [] if args.hit == "only" else [(m, "logp") for m in ms]
-            if args.hit != "no":
-                jobs += [("ddpo", "hit"), ("rlr_h2_nofo", "hit")]
+            jobs = [] if args.hit in ("only", "ddpo", "nofo") else [(m, "logp") for m in ms]
+            if args.hit in ("yes", "only", "ddpo"):
+                jobs.append(("ddpo", "hit"))
+            if args.hit in ("yes", "only", "nofo"):
+                jobs.append(("rlr_h2_nofo", "hit"))
             stage_B(c, out, tag=args.tag, jobs=jobs)
         else:
             {"assets": stage_assets, "merge": stage_merge, "post": stage_post, "select": stage_select,
