@@ -32,7 +32,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -147,7 +146,10 @@ def pyprs_run(problem: str, name: str, k_or_L: int, macroreps: int, workdir: Pat
     out = workdir / "out.json"
     t0 = time.perf_counter()
     proc = subprocess.run([str(VENV / "bin" / "python"), "driver.py", str(spec), str(out)], cwd=workdir,
-                          capture_output=True, text=True, env={**os.environ, "RAY_DEDUP_LOGS": "0"})
+                          capture_output=True, text=True, env={**os.environ, "RAY_DEDUP_LOGS": "0",
+                               # Ray lowers its workers' priority by default (niceness +15);
+                               # keep them at the priority of rands's workers for a fair race
+                               "RAY_worker_niceness": "0"})
     if proc.returncode != 0:
         return {"error": proc.stderr[-3000:]}
     res = json.loads(out.read_text())

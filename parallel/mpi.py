@@ -16,7 +16,6 @@ answer within ``abort_after_s`` (a worker stuck in a long simulation), calls
 from __future__ import annotations
 
 import atexit
-import os
 import pickle
 import signal
 import sys

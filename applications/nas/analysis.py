@@ -182,4 +182,22 @@ def crn_pilot(problem, n_pilot: int, seed) -> np.ndarray:
 
 
 __all__ = ["read_records", "table_from_records", "benchmark_summary", "arch_ops_codes",
-           "shared_ops_within_across", "op_frequencies", "structural_groupings", "crn_pilot"]
+           "shared_ops_within_across", "op_frequencies", "structural_groupings", "crn_pilot",
+           "label_permutation_test"]
+
+
+def label_permutation_test(labels, statistic, *, n_perm: int = 200, seed=0) -> dict:
+    """Permutation test of a clustering statistic against random partitions of the same sizes.
+
+    ``statistic(labels) -> float`` (larger = more structure). The null shuffles the labels
+    (cluster sizes kept). Returns observed, null mean and sd, and the one-sided p-value
+    (1 + #{null >= observed}) / (1 + n_perm).
+    """
+    lab = np.asarray(labels)
+    if int(n_perm) < 1:
+        raise ParameterError(f"n_perm must be >= 1, got {n_perm}")
+    rng = np.random.default_rng(np.random.SeedSequence(seed if isinstance(seed, (list, tuple)) else [seed]))
+    obs = float(statistic(lab))
+    null = np.array([float(statistic(rng.permutation(lab))) for _ in range(int(n_perm))])
+    return {"observed": obs, "null_mean": float(null.mean()), "null_sd": float(null.std(ddof=1)) if n_perm > 1
+            else 0.0, "p_value": float((1 + np.sum(null >= obs - 1e-12)) / (1 + int(n_perm)))}

@@ -358,7 +358,7 @@ def main(argv=None) -> int:
                    {"model": "mlp", "estimator": "spsa", "queries_per_point": 8},
                    {"model": "vit", "estimator": "lr", "queries_per_point": 8, "lr": 0.02, "trainable": "last"}]
         budget = {"mlp": 32 * 8 * 300, "vit": 32 * 8 * 200}
-        sel = dict(steps=150, seed=2026, equal_budget=50, kn_params={"alpha": 0.05, "delta": 0.01, "n0": 10})
+        sel = dict(steps=150, seed=2026, equal_budget=50, kn_params={"alpha": 0.05, "delta": 0.02, "n0": 10})
     target = {"mlp": 0.8, "vit": 0.7}
     t0 = time.perf_counter()
     if args.part in ("all", "variance"):

@@ -64,6 +64,17 @@ def load_selection() -> tuple[dict, list[dict]]:
     return head, out
 
 
+def pgs_good(b: dict, dw: float) -> int:
+    """Number of architectures with mean > best - dw (needs them all among the recorded top 10)."""
+    return int(sum(m > b["top10"][0] - dw * (1 - 1e-9) for m in b["top10"]))
+
+
+def pgs_wide(r: dict, b: dict, dw: float) -> float:
+    """PGS at zone dw from the histogram of the selected architectures' true ranks (no ties assumed)."""
+    n = pgs_good(b, dw)
+    return float(sum(r["rank_hist"][:n]) / sum(r["rank_hist"]))
+
+
 def ci(r, m):
     return f"{r[m]:.3f} [{r[m + '_ci'][0]:.2f}, {r[m + '_ci'][1]:.2f}]"
 
@@ -88,6 +99,17 @@ def selection_tables(head: dict, runs: list[dict]) -> str:
         lines.append("")
     ns = sorted({r["macroreps"] for r in runs if r["c"] is not None})
     lines += [f"(fixed-budget cells: n = {ns} macroreplications)", ""]
+    wide = [dw for dw in (1.5, 2.5) if b["top10"][-1] <= b["top10"][0] - dw]
+    if wide:
+        lines += ["**PGS at wider indifference zones** (from the true rank of each selected "
+                  "architecture; " + ", ".join(f"{pgs_good(b, dw)} architectures within {dw}" for dw in wide)
+                  + ")", "", "| procedure | c | " + " | ".join(f"PGS(delta={dw})" for dw in wide) + " |",
+                  "|---|---|" + "---|" * len(wide)]
+        for lab in FB_ORDER + FP_ORDER:
+            for r in sorted((r for r in runs if r["label"] == lab), key=lambda r: r["c"] or 0):
+                lines.append(f"| {lab} | {r['c'] if r['c'] is not None else 'fixed precision'} | " +
+                             " | ".join(f"{pgs_wide(r, b, dw):.3f}" for dw in wide) + " |")
+        lines.append("")
     lines += ["**Fixed-precision procedures** (alpha = 0.05, delta as above)", "",
               "| procedure | PCS | PGS | mean samples / k | sd samples / k | n |", "|---|---|---|---|---|---|"]
     for lab in FP_ORDER:
@@ -151,6 +173,9 @@ def clustering_tables(d: dict) -> str:
     lines.append(f"| same, pairs within a full-table cluster | {s['table_corr_within_full_clusters']:.3f} | - |")
     lines.append(f"| mean pilot correlation within a P3C cluster (pair-weighted) | "
                  f"{s['pilot_corr_within_clusters']['mean']:.3f} | {s['pilot_corr_within_clusters']['sd']:.3f} |")
+    for t, v in s.get("permutation", {}).items():
+        lines.append(f"| permutation test of {t} (same cluster sizes): mean z / share of pilots with p < 0.05 | "
+                     f"{v['z_mean']:.2f} / {v['frac_p_below_0.05']:.2f} | - |")
     if s.get("stability_ari"):
         lines.append(f"| ARI between two pilots (stability) | {s['stability_ari']['mean']:.3f} | "
                      f"{s['stability_ari']['sd']:.3f} |")
@@ -158,7 +183,8 @@ def clustering_tables(d: dict) -> str:
     lines += ["", f"Clustering of the full table (every recorded seed a coordinate): shared ops within "
               f"{f['shared_ops']['within']:.3f} vs across {f['shared_ops']['across']:.3f}; ARI vs " +
               ", ".join(f"{g} {v:.3f}" for g, v in f["ari"].items()) + ".", "",
-              "Per cluster (first pilot; ordered by mean true accuracy):", "",
+              f"Per cluster (pilot {d.get('per_cluster_rep', 0)}, the first that used all clusters; ordered by mean "
+              f"true accuracy):", "",
               "| size | mean acc | max acc | degenerate | conv3 on path | mean #none | none | skip | conv1x1 | "
               "conv3x3 | avgpool | best? |", "|---" * 12 + "|"]
     for c in d["per_cluster_first_rep"]:
@@ -167,8 +193,10 @@ def clustering_tables(d: dict) -> str:
                      f"{c['conv3_path_frac']:.2f} | {c['mean_n_none']:.2f} | {o['none']:.2f} | "
                      f"{o['skip_connect']:.2f} | {o['nor_conv_1x1']:.2f} | {o['nor_conv_3x3']:.2f} | "
                      f"{o['avg_pool_3x3']:.2f} | {'yes' if c['has_best'] else ''} |")
-    lines.append(f"\nArchitectures with a zero-variance pilot (first pilot): "
-                 f"{d['n_zero_variance_pilot_first_rep']}")
+    lines.append(f"\nArchitectures with a zero-variance pilot (that pilot): "
+                 f"{d['n_zero_variance_pilot_first_rep']}. Distinct recorded seeds read by each pilot: "
+                 f"{d.get('distinct_seeds_in_pilot')}; clusters used per pilot: "
+                 f"{[r['n_clusters_used'] for r in d['per_rep']]}.")
     return "\n".join(lines) + "\n"
 
 
@@ -181,7 +209,7 @@ def clustering_plot(d: dict) -> None:
     a1.set_xticks(range(len(ops)), [o.replace("nor_", "").replace("_connect", "") for o in ops])
     a1.set_yticks(range(len(cl)), [f"n={c['size']}, acc {c['mean_acc']:.1f}" + (" *" if c["has_best"] else "")
                                    for c in cl], fontsize=7)
-    a1.set_title("edge-operation share per P3C cluster (first pilot)")
+    a1.set_title(f"edge-operation share per P3C cluster (pilot {d.get('per_cluster_rep', 0)})")
     fig.colorbar(im, ax=a1, fraction=0.04)
     s = d["summary"]
     names = ["within", "across", "all pairs"]

@@ -13,7 +13,7 @@ compared with the architectures' operations:
   against accuracy quintiles of the true means;
 - ARI against the clustering of the full table (all recorded seeds as the CRN vector)
   and between repeated pilots (stability).
-Per-cluster operation frequencies of the first repetition go to the table and plot.
+Per-cluster operation frequencies of the first pilot that used every cluster go to the table and plot.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import rands
-from rands.applications.nas.analysis import (arch_ops_codes, crn_pilot, op_frequencies, shared_ops_within_across,
+from rands.applications.nas.analysis import (arch_ops_codes, crn_pilot, label_permutation_test, op_frequencies, shared_ops_within_across,
                                              structural_groupings)
 from rands.applications.nas.space import OPS
 from rands.clustering import adjusted_rand_index, mean_within_correlation, spherical_kmeans, standardize
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clusters", type=int, default=16)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--perms", type=int, default=100, help="label permutations per pilot (null)")
     args = ap.parse_args(argv)
 
     prob, info = load_problem(args.source, args.n_seeds)
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     rho_within_full = float(np.nansum(full_rho * full.sizes * (full.sizes - 1)) /
                             np.sum(full.sizes * (full.sizes - 1)))
     reps = []
-    first = None
+    first, first_rep = None, None
     labels_all = []
     for r in range(args.reps):
         res = rands.select(prob, "p3c", seed=(args.seed, r), budget=int(args.pilot * k + 4 * k),
@@ -77,12 +78,18 @@ def main(argv=None) -> int:
         tr = next(t for t in res.trace if t.get("stage") == "cluster")
         d = describe(lab, codes, groupings, mu)
         d["ari"]["full_table_clustering"] = adjusted_rand_index(full.labels, lab)
+        perm = {"shared_within": label_permutation_test(
+            lab, lambda l: shared_ops_within_across(codes, l)["within"], n_perm=args.perms, seed=(args.seed, r, 1))}
+        for g in ("n_conv3", "conv3_path", "n_none"):
+            perm[f"ari_{g}"] = label_permutation_test(
+                lab, lambda l, g=g: adjusted_rand_index(groupings[g], l), n_perm=args.perms, seed=(args.seed, r, 2))
+        d["permutation"] = perm
         d["mean_within_corr"] = tr.get("mean_within_corr")
         d["sizes"] = tr.get("sizes")
         reps.append(d)
         labels_all.append(lab)
-        if first is None:
-            first = lab
+        if first is None and d["n_clusters_used"] == min(args.clusters, k):
+            first, first_rep = lab, r       # table/plot: the first pilot that used every cluster
     stab = [adjusted_rand_index(labels_all[i], labels_all[j])
             for i in range(len(labels_all)) for j in range(i + 1, len(labels_all))]
 
@@ -100,10 +107,18 @@ def main(argv=None) -> int:
         "pilot_corr_within_clusters": agg(lambda d: np.average(np.nan_to_num(d["mean_within_corr"]),
                                                                weights=np.asarray(d["sizes"], float) *
                                                                (np.asarray(d["sizes"], float) - 1) + 1e-12)),
+        "permutation": {t: {"z_mean": agg(lambda d, t=t: (d["permutation"][t]["observed"] -
+                                                          d["permutation"][t]["null_mean"]) /
+                                          max(d["permutation"][t]["null_sd"], 1e-12))["mean"],
+                            "frac_p_below_0.05": float(np.mean([d["permutation"][t]["p_value"] < 0.05
+                                                               for d in reps]))}
+                        for t in reps[0]["permutation"]},
         "stability_ari": {"mean": float(np.mean(stab)), "sd": float(np.std(stab, ddof=1))} if len(stab) > 1
         else None,
     }
-    # per-cluster table of the first repetition, clusters ordered by mean accuracy
+    # per-cluster table of the first repetition that used every cluster, by mean accuracy
+    if first is None:
+        first, first_rep = labels_all[0], 0
     m = int(first.max()) + 1
     freq = op_frequencies(codes, first)
     cl = []
@@ -119,10 +134,13 @@ def main(argv=None) -> int:
     cl.sort(key=lambda x: -x["mean_acc"])
     full_desc = describe(full.labels, codes, groupings, mu)
     out = {"benchmark": info, "k": k, "pilot": args.pilot, "clusters": args.clusters, "reps": args.reps,
-           "seed": args.seed, "summary": summary, "per_cluster_first_rep": cl,
+           "seed": args.seed, "summary": summary, "per_cluster_first_rep": cl, "per_cluster_rep": first_rep,
            "full_table_clustering": {**full_desc, "mean_within_corr": np.nan_to_num(full_rho).tolist(),
                                      "sizes": full.sizes.tolist()},
-           "n_zero_variance_pilot_first_rep": int(np.sum(crn_pilot(prob, args.pilot, (args.seed, 0)).var(axis=1) == 0)), "per_rep": reps,
+           "n_zero_variance_pilot_first_rep": int(np.sum(crn_pilot(prob, args.pilot, (args.seed, first_rep))
+                                                        .var(axis=1) == 0)),
+           "distinct_seeds_in_pilot": [int(np.unique(crn_pilot(prob, args.pilot, (args.seed, r)).T, axis=0).shape[0])
+                                       for r in range(args.reps)], "per_rep": reps,
            "command": "python studies/nas/run_clustering.py " + " ".join(sys.argv[1:])}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float))

@@ -62,16 +62,57 @@ def tpmax() -> list[str]:
     d["runs"] = [r for x in parts for r in x["runs"]]
     out = ["## TPMax-57,624 (flow line L = 50), 2 worker processes", "",
            "| procedure | macrorep | total samples | selected | wall (s) | utilization | core-s / sample | "
-           "PyPRS samples (mean of 100) | PyPRS core-s / sample (48 cores) |", "|---|---|---|---|---|---|---|---|---|"]
+           "sim-s / sample | PyPRS samples (mean of 100) | PyPRS core-s / sample (48 cores) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["runs"]:
         p = d["pyprs"][r["procedure"]]
-        out.append(f"| {r['procedure']} | {r['macrorep']} | {r['total_samples']:,} | {r['best_label']} | "
+        label = r["best_label"].replace("|", "\\|")
+        out.append(f"| {r['procedure']} | {r['macrorep']} | {r['total_samples']:,} | {label} | "
                    f"{r['wall_s']:.0f} | {r['utilization']:.3f} | {r['core_seconds_per_sample'] * 1e6:.1f} us | "
+                   f"{r['sim_seconds_per_sample'] * 1e6:.1f} us | "
                    f"{p['total_samples']:,} | {p['core_seconds_per_sample'] * 1e6:.0f} us |")
     out += ["", "PyPRS's most selected (of 100): " + "; ".join(
-        f"{k}: " + ", ".join(f"{p} {n}" for p, n in v.items()) for k, v in d["pyprs_top"].items())]
+        f"{k}: " + ", ".join(f"{p} {n}" for p, n in v.items()) for k, v in d["pyprs_top"].items()),
+        "", "PyPRS: 2 x 24-core Xeon Gold 6248R, 48 processors, idle machine; rands: 2 worker "
+        "processes at nice 10 on a 2-core machine with load average ~30 (each worker got a "
+        "fraction of a core, so core-seconds per sample here overstate rands's true cost)."]
     return out
 
 
 if __name__ == "__main__":
     print("\n".join(utilization() + [""] + pyprs() + [""] + tpmax()))
+
+
+def plot(path: Path = HERE / "parallel_summary.png") -> None:
+    """Utilization per workload and the PyPRS wall-clock ratio per case (one PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    labels, vals = [], []
+    for name in sorted(HERE.glob("util_*.json")):
+        d = json.loads(name.read_text())
+        for wl, r in d["rows"].items():
+            labels.append(f"{d['backend'][:4]}/{d.get('work', 'cpu')}/{wl}")
+            vals.append(r["overall_utilization"])
+    axes[0].barh(labels, vals, color="tab:blue")
+    axes[0].axvline(0.9, color="k", ls="--", lw=1)
+    axes[0].set_xlabel("utilization (2 workers)")
+    axes[0].set_xlim(0, 1)
+    d = _load("pyprs_compare.json")
+    if d:
+        keys, ratios = [], []
+        for key, row in d["rows"].items():
+            if "summary" in row:
+                keys.append(key)
+                ratios.append(float(np.median(row["pyprs"]["walls"]) / np.median(row["rands"]["walls"])))
+        axes[1].barh(keys, ratios, color="tab:orange")
+        axes[1].set_xscale("log")
+        axes[1].axvline(20, color="k", ls="--", lw=1)
+        axes[1].set_xlabel("PyPRS wall / rands wall (median, 2 workers)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__" and "--plot" in __import__("sys").argv:
+    plot()
