@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Sequence
 
+import numba
 import numpy as np
 
 from .errors import BudgetExceededError, Interrupted, SimulationError
@@ -168,10 +169,8 @@ class SamplingContext:
         return values
 
     def _account(self, systems: np.ndarray, values: np.ndarray, new_next: np.ndarray) -> None:
-        self.n[systems] += values.shape[1]
-        self.sums[systems] += values.sum(axis=1)
-        self.sumsq[systems] += (values * values).sum(axis=1)
-        self.next_rep[systems] = np.maximum(self.next_rep[systems], new_next)
+        _accumulate(systems, values, np.ascontiguousarray(new_next, dtype=np.int64),
+                    self.n, self.sums, self.sumsq, self.next_rep)
         self.total += values.size
         self._tick(values.size)
 
@@ -241,6 +240,25 @@ class SamplingContext:
         if self.checkpointer is None:
             return
         self.checkpointer.at_boundary(self, state, force=force)
+
+
+@numba.njit(cache=True)
+def _accumulate(systems, values, new_next, n, sums, sumsq, next_rep):
+    """One pass: counts, sums, sums of squares and next replication of each drawn row."""
+    width = values.shape[1]
+    for a in range(systems.shape[0]):
+        i = systems[a]
+        s = 0.0
+        q = 0.0
+        for b in range(width):
+            v = values[a, b]
+            s += v
+            q += v * v
+        n[i] += width
+        sums[i] += s
+        sumsq[i] += q
+        if new_next[a] > next_rep[i]:
+            next_rep[i] = new_next[a]
 
 
 def _plain(v):

@@ -10,7 +10,6 @@ import pytest
 
 import rands
 from rands.errors import ParameterError
-from rands.validation import wilson_interval
 
 KW = dict(alpha=0.05, delta=0.5, n0=10)
 

@@ -26,7 +26,7 @@ backward, counted as 2 forwards), ``peak_depth`` = most steps held in one graph
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str] = {
     "inventory": "rands.problems.inventory:Inventory",
     "nas-live": "rands.applications.nas.live:LiveNAS",
     "nas-mini": "rands.applications.nas.tabular:MiniNAS",
+    "rlr_finetunes": "rands.applications.rlr.problem:FineTuneProblem",
 }
 
 

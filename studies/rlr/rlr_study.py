@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import torch
 torch.set_num_threads(1)
 
 from rands.applications.rlr import (DDIMSchedule, NoiseBank, estimate_gradient, linear_alphas_cumprod,  # noqa
-                                    make_estimator, profile_step_memory, h_from_budget)
+                                    make_estimator, profile_step_memory)
 from rands.applications.rlr.estimator import replicated_gradients  # noqa: E402
 from rands.applications.rlr.models import (MLPClassifier, MLPDenoiser, digits_data, load_npz, save_npz,  # noqa
                                            train_classifier, train_ddpm)
@@ -300,6 +298,11 @@ def stage_merge(c, out: Path) -> None:
         (out / "expA.json").write_text(json.dumps(res, indent=1))
         print_A(rows)
     shards = [] if raws else sorted(out.glob("expA_*.json"))
+    names_seen = [n for f in shards for n in json.loads(f.read_text())["estimators"]]
+    if len(names_seen) != len(set(names_seen)):
+        print("merge: shards of the same estimator need their sufficient statistics (rawA_*.npz/json); "
+              "expA.json left unchanged")
+        shards = []
     if shards:
         res = None
         for f in shards:
@@ -442,6 +445,7 @@ def stage_select(c, out: Path) -> None:
                                             "total_samples": int(res.total_samples),
                                             "means": np.asarray(res.means).tolist(),
                                             "correct": bool(res.best == int(np.argmax(ref))),
+                                            "good_within_delta": bool(ref[res.best] >= ref.max() - c["sel_delta"]),
                                             "seconds": time.time() - t0}
             print(f"select {name}: best {res.best_label} with {res.total_samples} samples "
                   f"(reference best {labels[int(np.argmax(ref))]})", flush=True)
@@ -464,7 +468,8 @@ def stage_plots(c, out: Path) -> None:
         x = np.arange(len(names))
         ax[0].bar(x, [A[n]["rel_bias"] for n in names], color="C0")
         ax[0].plot(x, [A[n]["rel_bias_noise_floor"] for n in names], "k_", ms=14, label="MC noise floor")
-        ax[0].set_ylabel("relative bias |E g - g*| / |g*|")
+        ax[0].set_yscale("log")
+        ax[0].set_ylabel("relative bias |E g - g*| / |g*| (log)")
         ax[0].legend()
         ax[1].bar(x, [A[n]["tr_cov_x_cost"] for n in names], color="C1")
         ax[1].set_yscale("log")

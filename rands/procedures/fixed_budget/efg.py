@@ -41,7 +41,7 @@ import math
 import numba
 import numpy as np
 
-from ...errors import ParameterError, check_float, check_int
+from ...errors import check_float, check_int
 from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import argmax_first, draw_chunked, restored_state
 

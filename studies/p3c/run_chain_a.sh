@@ -1,9 +1,0 @@
-#!/bin/bash
-# Chain A (restarted 15:15 UTC with smaller cells because of CPU contention: load ~14 on 2 cores).
-cd "$(dirname "$0")/../.."
-S=studies/p3c/run_study.py
-L=studies/p3c/logs
-nice -n 10 python $S grid --k 1024 --reps 20 --bases kn --tag kn > $L/grid_k1024_kn.log 2>&1
-nice -n 10 python $S grid --k 1024 --reps 5 --bases kt --ps 4 16 --rhos 0.9 0.99 --methods split oracle dc --kt_g 32 --tag kt > $L/grid_k1024_kt.log 2>&1
-nice -n 10 python $S grid --k 16384 --reps 4 --ps 2 8 32 --rhos 0.9 0.99 --bases kn --methods split oracle dc > $L/grid_k16384.log 2>&1
-nice -n 10 python $S grid --k 1024 --reps 10 --bases kn --ps 4 16 --rhos 0.9 --means random --tag random > $L/grid_k1024_random.log 2>&1
