@@ -89,42 +89,46 @@ def _variances(k: int, sigma: float, variances: str) -> np.ndarray:
     raise ParameterError(f"variances must be 'equal', 'increasing' or 'decreasing', got {variances!r}")
 
 
-class Slippage(NormalProblem):
+class _ConfigurationProblem(NormalProblem):
+    """A classical IZ configuration: means from :meth:`_means`, equal or graded variances."""
+
+    def __init__(self, k: int = 10, delta: float = 0.5, sigma: float = 1.0, rho: float = 0.0,
+                 variances: str = "equal"):
+        k = check_k(k)
+        self.delta = check_float("delta", delta, low=0.0, low_open=True)
+        self.sigma = check_float("sigma", sigma, low=0.0, low_open=True)
+        self.variances = variances
+        super().__init__(self._means(k, self.delta), _variances(k, self.sigma, variances), rho)
+
+    @staticmethod
+    def _means(k: int, delta: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def params(self):
+        return {"k": self.k, "delta": self.delta, "sigma": self.sigma, "rho": self.rho,
+                "variances": self.variances}
+
+
+class Slippage(_ConfigurationProblem):
     """Slippage configuration: system 0 has mean delta, the other k-1 have mean 0."""
 
     name = "slippage"
 
-    def __init__(self, k: int = 10, delta: float = 0.5, sigma: float = 1.0, rho: float = 0.0,
-                 variances: str = "equal"):
-        k = check_k(k)
-        self.delta = check_float("delta", delta, low=0.0, low_open=True)
-        self.sigma = check_float("sigma", sigma, low=0.0, low_open=True)
-        self.variances = variances
+    @staticmethod
+    def _means(k: int, delta: float) -> np.ndarray:
         means = np.zeros(k)
-        means[0] = self.delta
-        super().__init__(means, _variances(k, self.sigma, variances), rho)
-
-    def params(self):
-        return {"k": self.k, "delta": self.delta, "sigma": self.sigma, "rho": self.rho,
-                "variances": self.variances}
+        means[0] = delta
+        return means
 
 
-class MonotoneDecreasingMeans(NormalProblem):
+class MonotoneDecreasingMeans(_ConfigurationProblem):
     """MDM: mu_i = -i * delta (system 0 best), Kim & Nelson (2001)."""
 
     name = "mdm"
 
-    def __init__(self, k: int = 10, delta: float = 0.5, sigma: float = 1.0, rho: float = 0.0,
-                 variances: str = "equal"):
-        k = check_k(k)
-        self.delta = check_float("delta", delta, low=0.0, low_open=True)
-        self.sigma = check_float("sigma", sigma, low=0.0, low_open=True)
-        self.variances = variances
-        super().__init__(-self.delta * np.arange(k), _variances(k, self.sigma, variances), rho)
-
-    def params(self):
-        return {"k": self.k, "delta": self.delta, "sigma": self.sigma, "rho": self.rho,
-                "variances": self.variances}
+    @staticmethod
+    def _means(k: int, delta: float) -> np.ndarray:
+        return 0.0 - delta * np.arange(k)
 
 
 class RandomMeans(NormalProblem):
