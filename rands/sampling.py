@@ -191,8 +191,12 @@ class SamplingContext:
         return np.where(self.n >= 2, np.maximum(v, 0.0), np.nan)
 
     # ------------------------------------------------------------------ groups
-    def run_groups(self, fn: Callable, groups: Sequence[np.ndarray], **kwargs) -> list:
+    def run_groups(self, fn: Callable, groups: Sequence[np.ndarray], *,
+                   costs: Sequence[float] | None = None, **kwargs) -> list:
         """Run ``fn(sub_context, **kwargs)`` on each group of local system ids.
+
+        ``costs`` (optional, one per group) estimate each group's work; parallel
+        executors place the largest first (LPT). They never change the result.
 
         ``fn`` must be a module-level function returning plain data (lists,
         numbers, arrays); groups may run on other processes or ranks. Each
@@ -200,11 +204,15 @@ class SamplingContext:
         starts at the systems' current replication indices. Statistics are
         merged back; results come back in group order.
         """
+        if costs is not None and len(costs) != len(groups):
+            raise ValueError(f"costs needs one value per group ({len(groups)}), got {len(costs)}")
         tasks = []
-        for g in groups:
+        for j, g in enumerate(groups):
             g = np.asarray(g, dtype=np.int64)
-            tasks.append({"systems": self.global_ids(g), "next_rep": self.next_rep[g].copy(),
-                          "kwargs": kwargs})
+            task = {"systems": self.global_ids(g), "next_rep": self.next_rep[g].copy(), "kwargs": kwargs}
+            if costs is not None:
+                task["cost"] = float(costs[j])
+            tasks.append(task)
         outs = self.executor.map_groups(fn, tasks)
         results = []
         for g, (res, stats) in zip(groups, outs):

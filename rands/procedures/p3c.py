@@ -266,7 +266,7 @@ class _Pipeline(Procedure):
             for (name,), idx in calls.items():
                 params = self._params_for(name, alpha=a_w)
                 res = ctx.run_groups(run_base, [groups[j] for j in idx], base=name, params=params,
-                                     replay=replay)
+                                     replay=replay, costs=[float(cost[j]) for j in idx])
                 for j, r in zip(idx, res):
                     winners[j] = groups[j][r["best"]]
         else:
@@ -281,7 +281,7 @@ class _Pipeline(Procedure):
                 total_b = b if self.base == "greedy" else b + replay * size
                 params = self._params_for(self.base, budget=total_b)
                 res = ctx.run_groups(run_base, [groups[j] for j in idx], base=self.base, params=params,
-                                     replay=replay)
+                                     replay=replay, costs=[float(cost[j]) for j in idx])
                 for j, r in zip(idx, res):
                     winners[j] = groups[j][r["best"]]
         ctx.log("within", groups=len(groups), loads=loads.tolist(), assignment=assign.tolist())

@@ -59,7 +59,9 @@ def configs(k: int, cs: list[int], delta: float, n0_fb: int, n0_fp: int, groups:
               ("OCBA", "ocba", {"budget": N, "n0": n0_fb, "crn": True}),
               ("EFG", "efg", {"budget": N, "n0": n0_fb, "crn": True}),
               ("EFG+", "efg+", {"budget": N, "n0": n0_fb, "crn": True}),
-              ("FBKT", "fbkt", {"budget": N, "crn": True}),
+              # FBKT's default first stage n0 = 8 unless it would exceed 80% of the budget
+              ("FBKT", "fbkt", {"budget": N, "crn": True} if 8 <= 0.8 * c else
+               {"budget": N, "crn": True, "n0": max(2, c // 2)}),
               ("P3C-sf", "p3c", {"budget": N, "n0": n0_fb, "n_clusters": groups}),
               ("DC-sf", "dc", {"budget": N, "n0": n0_fb, "n_groups": groups})]
         for label, name, params in fb:

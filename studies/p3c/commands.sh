@@ -1,6 +1,6 @@
 #!/bin/bash
 # Every command whose results are in studies/p3c/results/ (from each JSON's meta.command),
-# in the order they were started (2026-11-26, 15:00-16:10 UTC, nice -n 10, 2-core machine under load).
+# in the order they were started (2026-11-26, 15:00-16:15 UTC, nice -n 10, 2-core machine under load).
 # Run from the repository root; then: python studies/p3c/report.py
 set -e
 # -> cost.json (started 2026-11-26 15:00:36 UTC)
@@ -39,3 +39,7 @@ nice -n 10 python studies/p3c/run_study.py rho0 --reps 10 --bases kn --ps 4 16
 nice -n 10 python studies/p3c/run_study.py cost --ks 10000 100000 1000000 --n_init 1 --tag tol
 # -> rho0_p16_40reps.json (started 2026-11-26 16:07:46 UTC)
 nice -n 10 python studies/p3c/run_study.py rho0 --reps 40 --bases kn --ps 16 --tag p16_40reps
+# -> grid_k16384_p128.json (started 2026-11-26 16:13:17 UTC)
+nice -n 10 python studies/p3c/run_study.py grid --k 16384 --reps 3 --ps 128 --rhos 0.99 0.9 --bases kn --methods split oracle dc --tag p128
+# -> pcs_dc300.json (started 2026-11-26 16:13:17 UTC)
+nice -n 10 python studies/p3c/run_study.py pcs --reps 300 --n0s 10 --methods dc --tag dc300

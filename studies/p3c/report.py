@@ -207,10 +207,11 @@ def main() -> None:
         grid_tables(part, out)
     combined_plot(1024, ["grid_k1024_kn", "grid_k1024_pilot10", "grid_k1024_pilot10_rho05"], "kn")
     combined_plot(1024, ["grid_k1024_kt10", "grid_k1024_kt"], "kt")
-    combined_plot(16384, ["grid_k16384", "grid_k16384_rho099", "grid_k16384_pilot10"], "kn")
-    simple_table("pcs_n0_10", ["k", "p", "rho", "n0", "method", "reps", "pcs", "mean_samples", "mean_pilot",
-                               "partial"], out,
-                 "PCS where clustering is hardest (rho = 0.5, KN base, nominal 0.95)")
+    combined_plot(16384, ["grid_k16384", "grid_k16384_rho099", "grid_k16384_pilot10", "grid_k16384_p128"], "kn")
+    for part in ("pcs_n0_10", "pcs_dc300"):
+        simple_table(part, ["k", "p", "rho", "n0", "method", "reps", "pcs", "mean_samples", "mean_pilot",
+                            "partial"], out,
+                     f"PCS where clustering is hardest (rho = 0.5, KN base, nominal 0.95) ({part})")
     for part in ("rho0", "rho0_p16_40reps"):
         simple_table(part, ["k", "p", "base", "method", "reps", "pcs", "mean_samples", "se_samples",
                             "mean_pilot", "mean_within", "mean_final"], out,
