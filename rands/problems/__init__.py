@@ -26,6 +26,7 @@ _REGISTRY: dict[str, str] = {
     "nas-live": "rands.applications.nas.live:LiveNAS",
     "nas-mini": "rands.applications.nas.tabular:MiniNAS",
     "rlr_finetunes": "rands.applications.rlr.problem:FineTuneProblem",
+    "flops": "rands.applications.flops.problem:FlopsProblem",
 }
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 import rands
 from rands.applications.flops import (ForwardGradient, FlopsProblem, LayerwiseLR, SPSA, allocate,
-                                      allocation_variance, default_settings, make_allocator, train_run)
+                                      allocation_variance, make_allocator, train_run)
 from rands.applications.flops.train import DEFAULTS, DEFAULT_LR
 
 HERE = Path(__file__).resolve().parent
@@ -216,6 +216,20 @@ def run_select(steps, seed, equal_budget, kn_params, lr=0.2) -> dict:
     return out
 
 
+def run_ocba(out: dict, steps, seed, budget, lr=0.2) -> dict:
+    """Add an OCBA run (same problem, same seed) to a ``run_select`` record, if OCBA exists."""
+    if "ocba" not in rands.procedures.names():
+        return out
+    settings = [{"estimator": "lr", "allocator": n, "allocator_params": p, "queries_per_point": 8, "lr": lr}
+                for n, p in ALLOC_SPECS.values()]
+    prob = FlopsProblem(settings, steps=steps)
+    t0 = time.perf_counter()
+    r = rands.select(prob, "ocba", seed=seed, crn=True, budget=budget, n0=4, increment=8)
+    out["ocba"] = {**r.to_dict(), "seconds": time.perf_counter() - t0}
+    print(f"select ocba: best {r.best_label}, n {r.sample_sizes}", flush=True)
+    return out
+
+
 # ------------------------------------------------------------------ plots and summary
 def plot(results, prefix) -> None:
     import matplotlib
@@ -325,7 +339,7 @@ def write_summary(results, path) -> None:
         s = results[key]
         lines.append(f"## rands.select over allocator settings (MLP, LR estimator, q=8, SGD lr={s.get('lr')}, "
                      f"{s['steps']} steps, CRN)\n")
-        for proc in ("equal", "kn"):
+        for proc in ("equal", "kn", "ocba"):
             if proc in s:
                 r = s[proc]
                 means = ", ".join(f"{lab}: {m:.4f} (n={n})" for lab, m, n in zip(s["systems"], r["means"], r["sample_sizes"]))
@@ -337,8 +351,10 @@ def write_summary(results, path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["all", "variance", "curves", "select", "lrsweep", "plot"])
+    ap.add_argument("part", choices=["all", "variance", "curves", "select", "ocba", "lrsweep", "plot"])
     ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script")
+    ap.add_argument("--select-lr", type=float, default=0.2, help="SGD lr of the selected settings (select part)")
+    ap.add_argument("--kn-delta", type=float, default=0.02, help="KN indifference zone (select part)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     name = "results_quick.json" if args.quick else "results.json"
@@ -376,8 +392,15 @@ def main(argv=None) -> int:
                                           "seconds": time.perf_counter() - t0}))
         print(f"done in {time.perf_counter() - t0:.0f}s -> {sweep_path}")
         return 0
+    sel_key = "select" if args.select_lr == 0.2 else f"select_lr{args.select_lr}"
+    if not args.quick:
+        sel["kn_params"]["delta"] = args.kn_delta
     if args.part in ("all", "select"):
-        results["select"] = run_select(**sel)
+        results[sel_key] = run_select(**sel, lr=args.select_lr)
+        path.write_text(json.dumps(results))
+    if args.part in ("all", "ocba"):
+        results[sel_key] = run_ocba(results[sel_key], sel["steps"], sel["seed"], sel["equal_budget"] - 2,
+                                    lr=args.select_lr)
         path.write_text(json.dumps(results))
     results.setdefault("meta", {})[args.part] = {"seconds": time.perf_counter() - t0, "torch": torch.__version__,
                                                  "command": " ".join(sys.argv)}

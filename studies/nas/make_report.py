@@ -205,7 +205,10 @@ def clustering_plot(d: dict) -> None:
     ops = list(cl[0]["op_freq"])
     freq = np.array([[c["op_freq"][o] for o in ops] for c in cl])
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.32 * len(cl) + 2.2), gridspec_kw={"width_ratios": [3, 2]})
-    im = a1.imshow(freq, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    im = a1.imshow(freq, cmap="viridis", vmin=0, vmax=max(0.4, float(freq.max())), aspect="auto")
+    for i in range(freq.shape[0]):
+        for j in range(freq.shape[1]):
+            a1.text(j, i, f"{freq[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
     a1.set_xticks(range(len(ops)), [o.replace("nor_", "").replace("_connect", "") for o in ops])
     a1.set_yticks(range(len(cl)), [f"n={c['size']}, acc {c['mean_acc']:.1f}" + (" *" if c["has_best"] else "")
                                    for c in cl], fontsize=7)
@@ -217,6 +220,7 @@ def clustering_plot(d: dict) -> None:
     errs = [s["shared_within"]["sd"], s["shared_across"]["sd"], 0.0]
     a2.bar(names, vals, yerr=errs, color=["tab:green", "tab:red", "tab:gray"], capsize=3)
     a2.set_ylabel("mean shared edge operations (of 6)")
+    a2.set_ylim(min(vals) - 0.1, max(vals) + 0.06)
     a2.set_title(f"shared operations, mean over {d['reps']} pilots")
     for n, v in enumerate(vals):
         a2.text(n, v + 0.02, f"{v:.3f}", ha="center", fontsize=8)

@@ -9,11 +9,12 @@ NSEEDS=${NSEEDS:-6}
 R=studies/nas/results
 mkdir -p $R studies/nas/logs
 S="nice -n 10 python studies/nas/run_selection.py --source $SOURCE --n-seeds $NSEEDS"
-# processes: fixed-budget procedures (c = 10..80, and c = 6 added later); KN, P3C-KN, DC-KN; KT (the slowest) as 2 x 100
+# processes: fixed-budget procedures (c = 10..80, and c = 6 added later); KN and P3C-KN; DC-KN; KT (the slowest) as 2 x 100
 # macroreplications with independent seeds (pooled by make_report.py)
 $S --macroreps 200 --only equal OCBA EFG EFG+ FBKT P3C-sf DC-sf --out $R/selection_fb.json > studies/nas/logs/sel_fb.log 2>&1 &
 $S --macroreps 200 --c 6 --only equal OCBA EFG EFG+ FBKT P3C-sf DC-sf --out $R/selection_fb6.json > studies/nas/logs/sel_fb6.log 2>&1 &
-$S --macroreps 200 --only KN P3C-KN DC-KN --out $R/selection_fp.json > studies/nas/logs/sel_fp.log 2>&1 &
+$S --macroreps 200 --only KN P3C-KN --out $R/selection_fp.json > studies/nas/logs/sel_fp.log 2>&1 &
+$S --macroreps 200 --only DC-KN --out $R/selection_fp_dc.json > studies/nas/logs/sel_fp_dc.log 2>&1 &
 $S --macroreps 100 --only KT --seed 2026 --out $R/selection_kt_a.json > studies/nas/logs/sel_kt_a.log 2>&1 &
 $S --macroreps 100 --only KT --seed 2027 --out $R/selection_kt_b.json > studies/nas/logs/sel_kt_b.log 2>&1 &
 nice -n 10 python studies/nas/run_clustering.py --source $SOURCE --n-seeds $NSEEDS --reps 20 --perms 100 \
