@@ -27,6 +27,7 @@ _REGISTRY: dict[str, str] = {
     "nas-mini": "rands.applications.nas.tabular:MiniNAS",
     "rlr_finetunes": "rands.applications.rlr.problem:FineTuneProblem",
     "flops": "rands.applications.flops.problem:FlopsProblem",
+    "riskpo_policies": "rands.applications.riskpo.problem:PolicyProblem",
 }
 
 
