@@ -87,3 +87,20 @@ def test_console_script_entry_point():
                           "--procedure", "equal", "-p", "budget=30", "--json"],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["total_samples"] == 30
+
+
+def test_example_configs_are_valid_and_the_cheap_ones_run(capsys):
+    from pathlib import Path
+
+    from rands.selection import resolve_problem, resolve_procedure
+
+    examples = sorted(Path(__file__).parents[1].joinpath("examples").glob("*.toml"))
+    assert len(examples) >= 4
+    for path in examples:
+        cfg = load_config(path)
+        prob = dict(cfg["problem"])
+        proc = dict(cfg["procedure"])
+        resolve_procedure(proc.pop("name"), proc).check_problem(resolve_problem(prob.pop("name"), prob))
+    for name in ("kn_slippage.toml", "p3c_clustered.toml"):
+        assert main(["run", str(Path(__file__).parents[1] / "examples" / name), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["best"] == 0
