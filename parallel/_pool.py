@@ -157,14 +157,8 @@ class PoolExecutor:
 
     @property
     def problem(self):
-        """Always None, so every new sampling context calls :meth:`bind`.
-
-        ``SamplingContext`` rebinds only when ``executor.problem is not problem``;
-        a second selection on the same problem object with another seed would
-        otherwise keep the old streams on the workers. :attr:`bound_problem` is
-        the problem actually bound.
-        """
-        return None
+        """The bound problem (a sampling context rebinds when problem or streams change)."""
+        return self._problem
 
     @property
     def bound_problem(self):

@@ -84,7 +84,7 @@ class SamplingContext:
         self.streams = streams
         self.budget = None if budget is None else int(budget)
         self.executor = executor if executor is not None else SerialExecutor()
-        if self.executor.problem is not problem:
+        if self.executor.problem is not problem or self.executor.streams is not streams:
             self.executor.bind(problem, streams)
         if systems is None:
             self.systems = None

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -103,12 +104,15 @@ def selection_tables(head: dict, runs: list[dict]) -> str:
     if wide:
         lines += ["**PGS at wider indifference zones** (from the true rank of each selected "
                   "architecture; " + ", ".join(f"{pgs_good(b, dw)} architectures within {dw}" for dw in wide)
-                  + ")", "", "| procedure | c | " + " | ".join(f"PGS(delta={dw})" for dw in wide) + " |",
-                  "|---|---|" + "---|" * len(wide)]
+                  + "); cells: " + " / ".join(f"PGS(delta={dw})" for dw in wide), "",
+                  "| procedure | " + " | ".join(f"c = {c}" for c in cs) + " | fixed precision |",
+                  "|---|" + "---|" * (len(cs) + 1)]
         for lab in FB_ORDER + FP_ORDER:
-            for r in sorted((r for r in runs if r["label"] == lab), key=lambda r: r["c"] or 0):
-                lines.append(f"| {lab} | {r['c'] if r['c'] is not None else 'fixed precision'} | " +
-                             " | ".join(f"{pgs_wide(r, b, dw):.3f}" for dw in wide) + " |")
+            row = {r["c"]: r for r in runs if r["label"] == lab}
+            if row:
+                lines.append(f"| {lab} | " + " | ".join(
+                    " / ".join(f"{pgs_wide(row[c], b, dw):.3f}" for dw in wide) if c in row else "-"
+                    for c in cs + [None]) + " |")
         lines.append("")
     lines += ["**Fixed-precision procedures** (alpha = 0.05, delta as above)", "",
               "| procedure | PCS | PGS | mean samples / k | sd samples / k | n |", "|---|---|---|---|---|---|"]
@@ -242,7 +246,14 @@ def live_table(d: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    """``make_report.py [RESULTS_DIR]``: tables.md and plots go next to the results when a
+    directory other than results/ is given (e.g. results_10seeds/)."""
+    global RES, HERE
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        RES = Path(args[0]).resolve()
+        HERE = RES
     parts = []
     head, runs = load_selection()
     if runs:

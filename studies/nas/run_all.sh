@@ -17,6 +17,11 @@ $S --macroreps 200 --only KN P3C-KN --out $R/selection_fp.json > studies/nas/log
 $S --macroreps 200 --only DC-KN --out $R/selection_fp_dc.json > studies/nas/logs/sel_fp_dc.log 2>&1 &
 $S --macroreps 100 --only KT --seed 2026 --out $R/selection_kt_a.json > studies/nas/logs/sel_kt_a.log 2>&1 &
 $S --macroreps 100 --only KT --seed 2027 --out $R/selection_kt_b.json > studies/nas/logs/sel_kt_b.log 2>&1 &
+# extra KT macroreplications, chunks of 10 with their own seeds (3000-3009, 4000-4009), pooled too
+for L in c d; do B=$([ $L = c ] && echo 3000 || echo 4000)
+  (for i in $(seq 0 9); do $S --macroreps 10 --only KT --seed $((B + i)) \
+      --out $R/selection_kt_${L}$(printf %02d $i).json > /dev/null 2>&1; done) &
+done
 nice -n 10 python studies/nas/run_clustering.py --source $SOURCE --n-seeds $NSEEDS --reps 20 --perms 100 \
     --out $R/clustering.json > studies/nas/logs/clustering.log 2>&1
 wait
