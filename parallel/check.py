@@ -32,6 +32,9 @@ CASES: dict[str, tuple[dict, dict]] = {
     "efg": ({"k": 30, "delta": 0.5}, {"budget": 3000, "n0": 10}),
     "gsp": ({"k": 40, "delta": 0.5}, {"alpha1": 0.025, "alpha2": 0.025, "delta": 0.5, "n1": 20,
                                       "rbar": 4, "beta": 20.0}),
+    "p3c": ({"k": 64, "delta": 0.5, "rho": 0.5}, {"base": "kn", "alpha": 0.05, "delta": 0.5, "n0": 10,
+                                                 "n_clusters": 4}),
+    "dc": ({"k": 64, "delta": 0.5}, {"base": "kn", "alpha": 0.05, "delta": 0.5, "n0": 10, "n_groups": 4}),
     "pass": ({"k": 30, "delta": 0.5}, {"alpha": 0.05, "n0": 10, "batch": 20, "max_samples": 400,
                                        "asynchronous": False}),
 }
