@@ -43,3 +43,5 @@ nice -n 10 python studies/p3c/run_study.py rho0 --reps 40 --bases kn --ps 16 --t
 nice -n 10 python studies/p3c/run_study.py grid --k 16384 --reps 3 --ps 128 --rhos 0.99 0.9 --bases kn --methods split oracle dc --tag p128
 # -> pcs_dc300.json (started 2026-11-26 16:13:17 UTC)
 nice -n 10 python studies/p3c/run_study.py pcs --reps 300 --n0s 10 --methods dc --tag dc300
+# -> pcs_dc1000.json (started 2026-11-26 16:45 UTC, 119 s): DC at the hardest setting with 1000 macroreps
+nice -n 5 python studies/p3c/run_study.py pcs --reps 1000 --n0s 10 --methods dc --tag dc1000
