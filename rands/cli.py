@@ -156,8 +156,9 @@ def cmd_procedures(args) -> int:
     for r in rows:
         inputs = ", ".join(f"{k}={v!r}" for k, v in r["inputs"].items())
         print(f"{r['name']:7s} [{r['kind']}] guarantee: {r['guarantee']}\n"
-              f"        assumptions: {r['assumptions']}; CRN {'allowed' if r['crn'] else 'refused'}\n"
-              f"        inputs: {inputs}\n        reference: {r['reference']}")
+              f"        assumptions: {r['assumptions']}\n"
+              f"        CRN {'allowed' if r['crn'] else 'refused'}; inputs: {inputs}\n"
+              f"        reference: {r['reference']}")
     return 0
 
 
