@@ -460,6 +460,9 @@ class DivideAndConquer(_Pipeline):
     PCS >= 1-alpha under the IZ with a fixed-precision base)."""
 
     name = "dc"
+    assumptions = "normal outputs; independent systems or CRN (crn parameter; the base must allow CRN)"
+    guarantee = ("PCS >= 1-alpha under the IZ with a fixed-precision base (alpha_split*alpha inside the "
+                 "best's group + the rest in a fresh final stage); none with a budget")
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  n_groups: int = 16, partition: str = "random", final: str | None = None,
