@@ -131,16 +131,18 @@ def test_resume_gives_identical_result(tmp_path, name, stop_at):
     assert again.total_samples == full.total_samples
 
 
+# KN with a small indifference zone: several seconds of stages after the first checkpoint, so
+# SIGTERM reliably lands mid-run even on an idle machine
 CONFIG = """
 [problem]
 name = "slippage"
-k = 50
-delta = 0.1
+k = 150
+delta = 0.02
 
 [procedure]
 name = "kn"
 alpha = 0.05
-delta = 0.1
+delta = 0.02
 n0 = 10
 
 [run]
