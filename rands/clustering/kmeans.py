@@ -141,19 +141,25 @@ def _chunk_bounds(lo, hi, chunk):
     return b
 
 
+@numba.njit(inline="always", cache=True)
+def _sq_dist(x, i, c):
+    """Squared distance 2 - 2 x_i.c between unit vectors (clipped at 0)."""
+    dot = 0.0
+    for j in range(x.shape[1]):
+        dot += x[i, j] * c[j]
+    v = 2.0 - 2.0 * dot
+    if v < 0.0:
+        v = 0.0
+    return v
+
+
 @numba.njit(cache=True)
 def _init_d2(x, c, bounds, d2, sums):
     """d2[i] = 2 - 2 x_i.c (squared distance to the first centre); per-chunk sums."""
-    n = x.shape[1]
     for ch in range(bounds.shape[0] - 1):
         s = 0.0
         for i in range(bounds[ch], bounds[ch + 1]):
-            dot = 0.0
-            for j in range(n):
-                dot += x[i, j] * c[j]
-            v = 2.0 - 2.0 * dot
-            if v < 0.0:
-                v = 0.0
+            v = _sq_dist(x, i, c)
             d2[i] = v
             s += v
         sums[ch] = s
@@ -162,17 +168,11 @@ def _init_d2(x, c, bounds, d2, sums):
 @numba.njit(cache=True)
 def _potential(x, cands, bounds, d2, out):
     """out[q, ch] = sum over chunk ch of min(d2, dist^2 to candidate q)."""
-    n = x.shape[1]
     for q in range(cands.shape[0]):
         for ch in range(bounds.shape[0] - 1):
             s = 0.0
             for i in range(bounds[ch], bounds[ch + 1]):
-                dot = 0.0
-                for j in range(n):
-                    dot += x[i, j] * cands[q, j]
-                v = 2.0 - 2.0 * dot
-                if v < 0.0:
-                    v = 0.0
+                v = _sq_dist(x, i, cands[q])
                 if v < d2[i]:
                     s += v
                 else:
@@ -182,16 +182,10 @@ def _potential(x, cands, bounds, d2, out):
 
 @numba.njit(cache=True)
 def _update_d2(x, c, bounds, d2, sums):
-    n = x.shape[1]
     for ch in range(bounds.shape[0] - 1):
         s = 0.0
         for i in range(bounds[ch], bounds[ch + 1]):
-            dot = 0.0
-            for j in range(n):
-                dot += x[i, j] * c[j]
-            v = 2.0 - 2.0 * dot
-            if v < 0.0:
-                v = 0.0
+            v = _sq_dist(x, i, c)
             if v < d2[i]:
                 d2[i] = v
             s += d2[i]
