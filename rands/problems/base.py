@@ -48,6 +48,18 @@ class Problem:
         return f"{type(self).__name__}({args})"
 
 
+def check_block(systems, reps, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``systems`` and ``reps`` as contiguous int64 arrays of one block; raises on bad shapes or ids."""
+    systems = np.ascontiguousarray(systems, dtype=np.int64)
+    reps = np.ascontiguousarray(reps, dtype=np.int64)
+    if systems.shape != reps.shape or systems.ndim != 1:
+        raise ParameterError("systems and reps must be 1-D arrays of the same length")
+    if systems.size and (systems.min() < 0 or systems.max() >= k):
+        raise ParameterError(f"systems must be in [0, k={k}), got range "
+                             f"[{systems.min()}, {systems.max()}]")
+    return systems, reps
+
+
 def check_k(k, minimum: int = 2) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise ParameterError(f"k (number of systems) must be an integer >= {minimum}, got {k!r}")

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..errors import ParameterError, check_int
 from ..streams import Streams, exponential_at, stream_state
-from .base import Problem
+from .base import Problem, check_block
 
 __all__ = ["FlowLine", "flowline_alternatives", "line_departures"]
 
@@ -194,13 +194,7 @@ class FlowLine(Problem):
 
     # ----------------------------------------------------------------- simulation
     def simulate(self, systems, reps, streams: Streams) -> np.ndarray:
-        systems = np.ascontiguousarray(systems, dtype=np.int64)
-        reps = np.ascontiguousarray(reps, dtype=np.int64)
-        if systems.shape != reps.shape or systems.ndim != 1:
-            raise ParameterError("systems and reps must be 1-D arrays of the same length")
-        if systems.size and (systems.min() < 0 or systems.max() >= self.k):
-            raise ParameterError(f"systems must be in [0, k={self.k}), got range "
-                                 f"[{systems.min()}, {systems.max()}]")
+        systems, reps = check_block(systems, reps, self.k)
         out = np.empty(systems.shape[0], dtype=np.float64)
         keys = streams.keys(systems)
         if streams.crn:   # group by replication: one set of exponentials per replication

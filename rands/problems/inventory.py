@@ -43,7 +43,7 @@ from scipy import stats
 
 from ..errors import ParameterError
 from ..streams import Streams, stream_state, uniform_at
-from .base import Problem
+from .base import Problem, check_block
 
 __all__ = ["Inventory", "inventory_exact_means"]
 
@@ -169,13 +169,7 @@ class Inventory(Problem):
         self._cdf = _poisson_cdf_table(LAMBDA)
 
     def simulate(self, systems, reps, streams: Streams) -> np.ndarray:
-        systems = np.ascontiguousarray(systems, dtype=np.int64)
-        reps = np.ascontiguousarray(reps, dtype=np.int64)
-        if systems.shape != reps.shape or systems.ndim != 1:
-            raise ParameterError("systems and reps must be 1-D arrays of the same length")
-        if systems.size and (systems.min() < 0 or systems.max() >= self.k):
-            raise ParameterError(f"systems must be in [0, k={self.k}), got range "
-                                 f"[{systems.min()}, {systems.max()}]")
+        systems, reps = check_block(systems, reps, self.k)
         out = np.empty(systems.shape[0], dtype=np.float64)
         return _inventory_kernel(streams.keys(systems), systems, reps, self.small_s, self.big_s,
                                  self._cdf, self.periods, out)
