@@ -38,7 +38,7 @@ from .plans import (FO, HO, ZO, Coverage, FixedPlan, Plan, RandomStepsPlan, Rand
 from .schedule import DDIMSchedule, NoiseBank, gaussian_logprob
 
 __all__ = ["Trajectory", "sample_chain", "Estimator", "make_estimator", "ESTIMATORS", "estimate_gradient",
-           "flat_grad", "profile_step_memory", "replicated_gradients", "update_step_norms"]
+           "flat_grad", "profile_step_memory", "chunk_from_budget", "replicated_gradients", "update_step_norms"]
 
 
 @dataclass
@@ -153,17 +153,12 @@ class Estimator:
     def __repr__(self) -> str:
         return f"Estimator({self.name!r})"
 
-    # -- the surrogate ------------------------------------------------------------------------
-    def surrogate(self, model, schedule: DDIMSchedule, noise: NoiseBank, reward, *,
-                  rng: np.random.Generator, terms: list | None = None, traj: Trajectory | None = None,
-                  generator: torch.Generator | None = None, R: torch.Tensor | None = None,
-                  track_terms: bool = False):
-        """S(theta) (scalar) and an info dict (R, terms, cost, per-term surrogates)."""
+    # -- the surrogate, one piece at a time -------------------------------------------------
+    def _prepare(self, model, schedule: DDIMSchedule, noise: NoiseBank, reward, *, rng, terms, traj, generator, R):
         T = schedule.num_steps
         if terms is None:
             terms = self.plan.sample(rng, T)
         zo_steps = sorted({s for term in terms if isinstance(term, ZO) for s in term.steps_})
-        B = noise.batch
         cost = {"forward": 0, "graph": 0, "peak_depth": 0, "reward_calls": 0, "reward_grads": 0}
         if traj is None or (zo_steps and set(traj.zo_delta) != set(zo_steps)):
             traj = sample_chain(model, schedule, noise, zo_steps=zo_steps, zo_sigma=self.zo_sigma,
@@ -173,24 +168,31 @@ class Estimator:
             with torch.no_grad():
                 R = reward(traj.x0).detach()
         cost["reward_calls"] += 1
-        A = _advantage(R, self.baseline)
-        pieces: dict = {}
-        total = torch.zeros((), dtype=noise.x_T.dtype)
-        lr_terms = [term for term in terms if isinstance(term, HO) and term.h == 1]
+        for term in terms:
+            if isinstance(term, FO) and not getattr(reward, "differentiable", False):
+                raise ParameterError(f"estimator {self.name!r} backprops through the reward, but the reward "
+                                     "is not differentiable; use an estimator without FO terms")
+        return terms, traj, R, _advantage(R, self.baseline), cost
+
+    def _pieces(self, model, schedule: DDIMSchedule, noise: NoiseBank, reward, terms, traj: Trajectory, A, cost,
+                chunk, separate=()):
+        """Yield (key, surrogate piece, graph depth in steps, per-term pieces); each piece's graph is built
+        only when it is yielded, so a caller that backpropagates it before asking for the next holds the
+        graph of one piece at a time. Likelihood-ratio terms (h = 1) are batched ``chunk`` steps per
+        network call (None: all in one call)."""
+        B = noise.batch
+        lr_terms = [term for term in terms if isinstance(term, HO) and term.h == 1 and term not in separate]
         for term in terms:
             if isinstance(term, FO):
-                if not getattr(reward, "differentiable", False):
-                    raise ParameterError(f"estimator {self.name!r} backprops through the reward, but the reward "
-                                         "is not differentiable; use an estimator without FO terms")
                 x = traj.xs[term.K].detach()
                 for t in range(term.K, 0, -1):
                     x = schedule.step(model, x, t, noise.eps[t - 1])
                 s = reward(x).sum() / B
                 cost["graph"] += term.K
-                cost["peak_depth"] = max(cost["peak_depth"], term.K)
                 cost["reward_calls"] += 1
                 cost["reward_grads"] += 1
-            elif isinstance(term, HO) and term.h > 1:
+                yield term, s, term.K, {term: s}
+            elif isinstance(term, HO) and (term.h > 1 or term in separate):
                 x = traj.xs[term.j + term.h - 1].detach()
                 for t in range(term.j + term.h - 1, term.j, -1):
                     x = schedule.step(model, x, t, noise.eps[t - 1])
@@ -199,23 +201,85 @@ class Estimator:
                                       self.reduce)
                 s = self._lr_objective(lp, A, traj, term) / B
                 cost["graph"] += term.h
-                cost["peak_depth"] = max(cost["peak_depth"], term.h)
+                yield term, s, term.h, {term: s}
             elif isinstance(term, ZO):
                 s = self._zo_surrogate(model, traj, A, term.steps_) / B
-            else:
-                continue  # h = 1 terms are batched below
-            pieces[term] = s
+                yield term, s, 0, {term: s}
+        c = len(lr_terms) if chunk is None else int(chunk)
+        for i in range(0, len(lr_terms), max(c, 1)):
+            group = lr_terms[i:i + max(c, 1)]
+            per: dict = {}
+            s = self._lr_batch(model, schedule, traj, A, group, per) / B
+            cost["graph"] += len(group)
+            yield tuple(group), s, len(group), {k: v / B for k, v in per.items()}
+
+    def surrogate(self, model, schedule: DDIMSchedule, noise: NoiseBank, reward, *,
+                  rng: np.random.Generator, terms: list | None = None, traj: Trajectory | None = None,
+                  generator: torch.Generator | None = None, R: torch.Tensor | None = None,
+                  track_terms: bool = False):
+        """S(theta) (scalar) and an info dict (R, terms, cost, per-term surrogates).
+
+        Every term's graph is alive until S is backpropagated, so ``cost["peak_depth"]`` (steps held at
+        once) is the sum over terms; :meth:`gradient` computes the same gradient at the memory of the
+        largest single term."""
+        terms, traj, R, A, cost = self._prepare(model, schedule, noise, reward, rng=rng, terms=terms, traj=traj,
+                                                generator=generator, R=R)
+        pieces: dict = {}
+        total = torch.zeros((), dtype=noise.x_T.dtype)
+        for _key, s, depth, per in self._pieces(model, schedule, noise, reward, terms, traj, A, cost, None):
             total = total + s
-        if lr_terms:
-            s_lr = self._lr_batch(model, schedule, traj, A, lr_terms, pieces if track_terms else None)
-            total = total + s_lr / B
+            cost["peak_depth"] += depth
             if track_terms:
-                for k in lr_terms:
-                    pieces[k] = pieces[k] / B
-            cost["graph"] += len(lr_terms)
-            cost["peak_depth"] = max(cost["peak_depth"], len(lr_terms))
+                pieces.update(per)
         cost["units"] = cost["forward"] + 3 * cost["graph"]
         return total, {"R": R, "terms": terms, "cost": cost, "pieces": pieces, "traj": traj}
+
+    def gradient(self, model, schedule: DDIMSchedule, noise: NoiseBank, reward, *,
+                 rng: np.random.Generator | None, terms: list | None = None, traj: Trajectory | None = None,
+                 generator: torch.Generator | None = None, R: torch.Tensor | None = None, chunk="auto",
+                 accumulate: bool = False):
+        """The gradient of :meth:`surrogate` (equal to rounding), backpropagated one term at a time.
+
+        Each term's graph is built, backpropagated and freed before the next is built, so the peak
+        autograd memory is that of the largest term: K steps for FO(K), h for HO(j, h), ``chunk`` for a
+        batch of ``chunk`` single-step likelihood ratios (``"auto"``: the largest FO/HO term, at least 1,
+        so the likelihood-ratio fill never raises the peak; an int sized by a memory budget with
+        :func:`chunk_from_budget`). This is RLR's memory claim (arXiv 2502.00639 §3.3): the gradient at
+        the memory of h backpropagated steps. With ``accumulate=True`` the ascent direction is added to
+        each parameter's ``.grad`` (as ``backward`` would) and the returned flat gradient is None.
+        Returns (flat gradient or None, info); ``info["cost"]["peak_depth"]`` = max term depth.
+        """
+        terms, traj, R, A, cost = self._prepare(model, schedule, noise, reward, rng=rng, terms=terms, traj=traj,
+                                                generator=generator, R=R)
+        adaptive = isinstance(self.plan, RLRPlan) and self.plan.j_rule == "softmax"
+        separate = {HO(self.plan.last_j, self.plan.h)} if adaptive and hasattr(self.plan, "last_j") else set()
+        if chunk == "auto":
+            chunk = max([t.K for t in terms if isinstance(t, FO)] + [t.h for t in terms if isinstance(t, HO)
+                                                                    and t.h > 1] + [1])
+        elif chunk is not None:
+            chunk = check_int("chunk", chunk, low=1)
+        params = list(_params(model).values())
+        flat = None if accumulate else torch.zeros(sum(p.numel() for p in params), dtype=noise.x_T.dtype)
+        norms: dict = {}
+        for key, s, depth, _per in self._pieces(model, schedule, noise, reward, terms, traj, A, cost, chunk,
+                                                separate):
+            cost["peak_depth"] = max(cost["peak_depth"], depth)
+            if not s.requires_grad:
+                continue
+            gs = torch.autograd.grad(s, params, allow_unused=True)
+            if key in separate:
+                norms[key] = float(torch.sqrt(sum((g * g).sum() for g in gs if g is not None)))
+            if accumulate:
+                for p, g in zip(params, gs):
+                    if g is not None:
+                        p.grad = g.detach().clone() if p.grad is None else p.grad + g
+            else:
+                flat += torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(gs, params)])
+            del gs, s, _per
+        if norms:
+            self.plan.update(norms)
+        cost["units"] = cost["forward"] + 3 * cost["graph"]
+        return flat, {"R": R, "terms": terms, "cost": cost, "traj": traj, "term_norms": norms}
 
     def _lr_objective(self, lp, A, traj: Trajectory, term) -> torch.Tensor:
         if self.ppo_clip is None:
@@ -229,7 +293,7 @@ class Estimator:
         return torch.minimum(ratio * A, torch.clamp(ratio, 1 - c, 1 + c) * A).sum()
 
     def _lr_batch(self, model, schedule, traj, A, lr_terms, pieces) -> torch.Tensor:
-        """All single-step likelihood-ratio terms with one batched network call."""
+        """Single-step likelihood-ratio terms with one batched network call."""
         steps = [term.j for term in lr_terms]
         B = traj.x0.shape[0]
         X = torch.cat([traj.xs[t].detach() for t in steps])
@@ -273,15 +337,26 @@ def update_step_norms(model, estimator: Estimator, info: dict) -> None:
 
 
 def estimate_gradient(model, schedule, noise, reward, estimator: Estimator, *, rng: np.random.Generator,
-                      traj: Trajectory | None = None, R=None, generator=None):
-    """Flat gradient estimate (torch, detached) and the info dict; feeds adaptive j back to the plan."""
-    adaptive = isinstance(estimator.plan, RLRPlan) and estimator.plan.j_rule == "softmax"
-    S, info = estimator.surrogate(model, schedule, noise, reward, rng=rng, traj=traj, R=R, generator=generator,
-                                  track_terms=adaptive)
-    if adaptive:
-        update_step_norms(model, estimator, info)
-    g = flat_grad(model, S) if S.requires_grad else torch.zeros(sum(p.numel() for p in _params(model).values()))
+                      traj: Trajectory | None = None, R=None, generator=None, chunk="auto"):
+    """Flat gradient estimate (torch, detached) and the info dict; feeds adaptive j back to the plan.
+
+    Memory-saving form (:meth:`Estimator.gradient`): one term's graph at a time. ``chunk=None`` batches
+    every single-step likelihood ratio into one graph (faster on small models, more memory)."""
+    g, info = estimator.gradient(model, schedule, noise, reward, rng=rng, traj=traj, R=R, generator=generator,
+                                 chunk=chunk)
     return g.detach(), info
+
+
+def chunk_from_budget(budget_bytes: float, step_bytes_per_chain: float, batch: int) -> int:
+    """Likelihood-ratio steps per backward pass that fit ``budget_bytes`` of saved activations
+    (``step_bytes_per_chain`` from :func:`profile_step_memory`'s ``mem_ho``). Raises if not even one."""
+    b = check_float("budget_bytes", budget_bytes, low=0, low_open=True)
+    m = check_float("step_bytes_per_chain", step_bytes_per_chain, low=0, low_open=True)
+    n = int(b // (m * check_int("batch", batch, low=1)))
+    if n < 1:
+        raise ParameterError(f"budget_bytes={b:.4g} holds no step of a batch of {batch} "
+                             f"(needs >= {m * batch:.4g})")
+    return n
 
 
 def make_estimator(name: str, T: int | None = None, **kw) -> Estimator:

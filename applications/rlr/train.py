@@ -8,7 +8,7 @@ import torch
 
 from rands.errors import check_float, check_int
 
-from .estimator import Estimator, sample_chain, update_step_norms
+from .estimator import Estimator, sample_chain
 from .plans import RLRPlan
 from .schedule import DDIMSchedule, NoiseBank
 
@@ -56,12 +56,13 @@ def evaluate(model, schedule: DDIMSchedule, noise: NoiseBank, rewards: dict, cla
 def finetune(model, schedule: DDIMSchedule, reward, estimator: Estimator, *, updates: int, batch: int,
              lr: float, seed: int, shape=(64,), ppo_epochs: int = 1, clip_grad: float | None = 1.0,
              eval_noise: NoiseBank | None = None, eval_rewards: dict | None = None, eval_every: int = 10,
-             classifier=None, base_features=None) -> dict:
+             classifier=None, base_features=None, chunk="auto") -> dict:
     """Adam ascent on E[reward] with ``estimator``; returns the history (JSON-able).
 
     Ledger per evaluation point: ``samples`` (chains drawn), ``network_calls`` (denoiser
     evaluations, with graph or not, per chain summed), ``backward_steps`` (steps backpropagated),
-    ``wall`` (seconds, excluding evaluation).
+    ``wall`` (seconds, excluding evaluation). Gradients use :meth:`Estimator.gradient` (one term's graph
+    at a time; ``chunk`` as there).
     """
     check_int("updates", updates, low=1)
     check_int("batch", batch, low=1)
@@ -75,7 +76,6 @@ def finetune(model, schedule: DDIMSchedule, reward, estimator: Estimator, *, upd
     if isinstance(estimator.plan, RLRPlan) and estimator.plan.j_rule == "softmax":
         from .plans import StepNorms
         estimator.plan.norms = StepNorms(schedule.num_steps)
-    adaptive = isinstance(estimator.plan, RLRPlan) and estimator.plan.j_rule == "softmax"
 
     def do_eval(u: int, train_r: float) -> None:
         hist["update"].append(u)
@@ -96,16 +96,17 @@ def finetune(model, schedule: DDIMSchedule, reward, estimator: Estimator, *, upd
         terms = estimator.plan.sample(rng, schedule.num_steps)
         traj, R = None, None
         for _ in range(ppo_epochs):
-            S, info = estimator.surrogate(model, schedule, noise, reward, rng=rng, terms=terms, traj=traj, R=R,
-                                          generator=gen, track_terms=adaptive)
-            if adaptive:
-                update_step_norms(model, estimator, info)
-            traj, R = info["traj"], info["R"]
             opt.zero_grad(set_to_none=True)
-            if S.requires_grad:
-                (-S).backward()
+            # memory-saving form: each term backpropagated and freed before the next is built
+            _, info = estimator.gradient(model, schedule, noise, reward, rng=rng, terms=terms, traj=traj, R=R,
+                                         generator=gen, chunk=chunk, accumulate=True)
+            traj, R = info["traj"], info["R"]
+            params = [p for p in model.parameters() if p.requires_grad and p.grad is not None]
+            if params:
+                for p in params:
+                    p.grad.neg_()  # ascent on E[reward] = descent on -S
                 if clip_grad is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+                    torch.nn.utils.clip_grad_norm_(params, clip_grad)
                 opt.step()
             c = info["cost"]
             ledger["network_calls"] += batch * c["graph"]
