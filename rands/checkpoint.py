@@ -11,8 +11,12 @@ write on a stop request the run raises :class:`rands.errors.Interrupted`.
 File format (NPZ, ``allow_pickle=False``): context arrays ``ctx__n``,
 ``ctx__sums``, ``ctx__sumsq``, ``ctx__next_rep``; procedure state arrays
 ``state__<name>``; one string array ``meta`` holding JSON (format version,
-run spec, total samples, trace, wall time so far, scalar state values).
-Writes are atomic: a temporary file in the same folder, then ``os.replace``.
+run spec, total samples, trace, wall time so far, scalar state values); one
+string array ``sha256``, the SHA-256 of every other array (name, dtype, shape
+and bytes, in name order). A restore verifies the hash, the JSON, the arrays
+and their dtypes and shapes before touching the context; a file that fails
+is refused as :class:`CheckpointDamaged` ("checkpoint X is damaged: ...;
+delete it to start over"), never resumed. Writes are atomic: a temporary file in the same folder, then ``os.replace``.
 Because sample (i, r) depends only on (seed, i, r) and the replication index
 of every system is saved, a resumed run draws exactly the samples the
 uninterrupted run would have drawn.
@@ -20,6 +24,7 @@ uninterrupted run would have drawn.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -34,6 +39,30 @@ from .errors import Interrupted, ParameterError
 
 FORMAT = "rands-checkpoint/1"
 _CTX_FIELDS = ("n", "sums", "sumsq", "next_rep")
+_CTX_DTYPES = {"n": np.int64, "sums": np.float64, "sumsq": np.float64, "next_rep": np.int64}
+_META_KEYS = {"format": str, "run_spec": dict, "total": int, "trace": list, "wall_time": (int, float),
+              "scalars": dict}
+
+
+class CheckpointDamaged(ParameterError):
+    """A checkpoint file that fails its integrity checks (hash, JSON, arrays, dtypes)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"checkpoint {path} is damaged: {reason}; delete it to start over")
+        self.path = path
+        self.reason = reason
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex) over the arrays except ``sha256``: name, dtype, shape and bytes, by name."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == "sha256":
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode() + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _normalise(spec: Any) -> Any:
@@ -121,17 +150,7 @@ class Checkpointer:
         if not self.exists():
             self.previous_wall_time = 0.0
             return None
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except Exception as exc:  # noqa: BLE001
-            raise ParameterError(f"checkpoint {self.path} cannot be read ({type(exc).__name__}: {exc}); "
-                                 "delete it to start afresh") from None
-        if "meta" not in arrays:
-            raise ParameterError(f"{self.path} is not a rands checkpoint (no metadata)")
-        meta = json.loads(str(arrays["meta"][()]))
-        if meta.get("format") != FORMAT:
-            raise ParameterError(f"{self.path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+        arrays, meta = self.load_verified()
         saved_spec = meta["run_spec"]
         if saved_spec != self.run_spec:
             keys = _diff_keys(saved_spec, self.run_spec)
@@ -142,8 +161,10 @@ class Checkpointer:
         for f in _CTX_FIELDS:
             a = arrays[f"ctx__{f}"]
             if a.shape != (k,):
-                raise ParameterError(f"checkpoint {self.path} holds {a.shape[0]} systems, the run has {k}")
-            getattr(ctx, f)[...] = a
+                raise ParameterError(f"checkpoint {self.path} holds {a.shape[0] if a.ndim else 0} systems, "
+                                     f"the run has {k}")
+        for f in _CTX_FIELDS:
+            getattr(ctx, f)[...] = arrays[f"ctx__{f}"]
         ctx.total = int(meta["total"])
         ctx.trace = list(meta["trace"])
         self.previous_wall_time = float(meta["wall_time"])
@@ -153,6 +174,57 @@ class Checkpointer:
                 state[key[len("state__"):]] = a
         state.update(meta["scalars"])
         return state
+
+    def load_verified(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The checkpoint's arrays and meta after every integrity check; raises CheckpointDamaged."""
+        def damaged(reason: str) -> CheckpointDamaged:
+            return CheckpointDamaged(self.path, reason)
+
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                if not hasattr(data, "files"):
+                    raise damaged("it holds one array, not a rands NPZ archive")
+                arrays = {k: data[k] for k in data.files}
+        except CheckpointDamaged:
+            raise
+        except Exception as exc:  # noqa: BLE001  (zip, zlib, pickle refusal, format errors)
+            raise damaged(f"it cannot be read as an NPZ archive ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        for name in ("meta", "sha256"):
+            if name not in arrays:
+                raise damaged(f"the {name!r} array is missing")
+            if arrays[name].dtype.kind != "U" or arrays[name].shape != ():
+                raise damaged(f"the {name!r} array is not one string")
+        if str(arrays["sha256"][()]) != digest(arrays):
+            raise damaged("its SHA-256 does not match its contents (edited or truncated)")
+        try:
+            meta = json.loads(str(arrays["meta"][()]))
+        except ValueError as exc:
+            raise damaged(f"its metadata is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise damaged("its metadata is not a JSON object")
+        if meta.get("format") != FORMAT:
+            raise damaged(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        for key, typ in _META_KEYS.items():
+            if key not in meta:
+                raise damaged(f"metadata key {key!r} is missing")
+            if not isinstance(meta[key], typ) or isinstance(meta[key], bool):
+                raise damaged(f"metadata key {key!r} has the wrong type ({type(meta[key]).__name__})")
+        for f in _CTX_FIELDS:
+            name = f"ctx__{f}"
+            if name not in arrays:
+                raise damaged(f"the array {name!r} is missing")
+            a = arrays[name]
+            if a.dtype != _CTX_DTYPES[f] or a.ndim != 1:
+                raise damaged(f"the array {name!r} is {a.dtype}[{a.ndim}-d], expected a 1-d "
+                              f"{np.dtype(_CTX_DTYPES[f])} array")
+        shapes = {arrays[f"ctx__{f}"].shape for f in _CTX_FIELDS}
+        if len(shapes) != 1:
+            raise damaged(f"the context arrays have different lengths {sorted(shapes)}")
+        for name, a in arrays.items():
+            if name.startswith("state__") and a.dtype.kind not in "biufU":
+                raise damaged(f"the state array {name!r} has dtype {a.dtype}")
+        return arrays, meta
 
     # ------------------------------------------------------------------ write
     def at_boundary(self, ctx, state: dict, force: bool = False) -> None:
@@ -188,6 +260,7 @@ class Checkpointer:
                 "trace": _normalise(ctx.trace), "wall_time": self.elapsed(), "scalars": scalars,
                 "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         arrays["meta"] = np.array(json.dumps(meta))
+        arrays["sha256"] = np.array(digest(arrays))
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=folder)
@@ -210,4 +283,4 @@ class Checkpointer:
             os.remove(self.path)
 
 
-__all__ = ["Checkpointer", "FORMAT"]
+__all__ = ["Checkpointer", "CheckpointDamaged", "FORMAT", "digest"]
