@@ -1,12 +1,12 @@
 """R&S procedures. ``make(name, **params)`` builds one by name."""
 from __future__ import annotations
 
-import importlib
-
+from .. import plugins
 from ..errors import ParameterError
 from .base import Procedure, ProcedureOutput
 
-_REGISTRY: dict[str, str] = {
+# the engine's procedures; other packages add theirs through the "rands.procedures" entry points
+_BUILTIN: dict[str, str] = {
     "rinott": "rands.procedures.fixed_precision.rinott:Rinott",
     "kn": "rands.procedures.fixed_precision.kn:KN",
     "gsp": "rands.procedures.fixed_precision.gsp:GSP",
@@ -22,15 +22,26 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+_REGISTERED: dict[str, str] = {}
+
+
 def register(name: str, target: str) -> None:
-    _REGISTRY[name] = target
+    """Register a procedure class as ``"package.module:Class"`` under ``name`` (this process only;
+    a package registers for every process with a ``rands.procedures`` entry point)."""
+    _REGISTERED[name.lower()] = target
+
+
+def _registry() -> dict[str, str]:
+    eps = {n.lower(): t for n, t in plugins.entry_point_targets(plugins.PROCEDURES).items()}
+    return {**eps, **_BUILTIN, **_REGISTERED}
 
 
 def names(available_only: bool = True) -> list[str]:
+    registry = _registry()
     if not available_only:
-        return sorted(_REGISTRY)
+        return sorted(registry)
     out = []
-    for n in sorted(_REGISTRY):
+    for n in sorted(registry):
         try:
             procedure_class(n)
             out.append(n)
@@ -40,10 +51,10 @@ def names(available_only: bool = True) -> list[str]:
 
 
 def procedure_class(name: str) -> type[Procedure]:
-    if not isinstance(name, str) or name.lower() not in _REGISTRY:
-        raise ParameterError(f"unknown procedure {name!r}; valid names: {', '.join(sorted(_REGISTRY))}")
-    module, cls = _REGISTRY[name.lower()].split(":")
-    return getattr(importlib.import_module(module), cls)
+    registry = _registry()
+    if not isinstance(name, str) or name.lower() not in registry:
+        raise ParameterError(f"unknown procedure {name!r}; valid names: {', '.join(sorted(registry))}")
+    return plugins.load_target(registry[name.lower()])
 
 
 def make(name: str, **params) -> Procedure:
@@ -52,7 +63,12 @@ def make(name: str, **params) -> Procedure:
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown} for procedure {name!r}; valid: {valid}")
-    return cls(**params)
+    owner = f"procedure {(cls.name or name)!r}"
+    try:
+        return cls(**params)
+    except ParameterError as exc:   # every refusal names the procedure (the tables already do)
+        text = str(exc)
+        raise ParameterError(text if text.startswith(owner) else f"{owner}: {text}") from None
 
 
 __all__ = ["Procedure", "ProcedureOutput", "make", "register", "names", "procedure_class"]
