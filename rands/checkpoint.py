@@ -163,9 +163,15 @@ class Checkpointer:
             if a.shape != (k,):
                 raise ParameterError(f"checkpoint {self.path} holds {a.shape[0] if a.ndim else 0} systems, "
                                      f"the run has {k}")
-        for f in _CTX_FIELDS:
-            getattr(ctx, f)[...] = arrays[f"ctx__{f}"]
-        ctx.total = int(meta["total"])
+        stats = {f: arrays[f"ctx__{f}"] for f in _CTX_FIELDS}
+        if hasattr(ctx, "restore_stats"):     # the context keeps its statistics in a SampleStats
+            from .sampling import SampleStats
+            ctx.restore_stats(SampleStats.from_dict({**stats, "total": int(meta["total"]),
+                                                     "simulated": int(meta.get("simulated", meta["total"]))}))
+        else:
+            for f in _CTX_FIELDS:
+                getattr(ctx, f)[...] = stats[f]
+            ctx.total = int(meta["total"])
         ctx.trace = list(meta["trace"])
         self.previous_wall_time = float(meta["wall_time"])
         state: dict[str, Any] = {}
@@ -257,6 +263,7 @@ class Checkpointer:
                 raise ParameterError(f"procedure state {key!r} must be a numpy array or a scalar, "
                                      f"got {type(v).__name__}")
         meta = {"format": FORMAT, "run_spec": self.run_spec, "total": int(ctx.total),
+                "simulated": int(getattr(ctx, "simulated", ctx.total)),
                 "trace": _normalise(ctx.trace), "wall_time": self.elapsed(), "scalars": scalars,
                 "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         arrays["meta"] = np.array(json.dumps(meta))
