@@ -1,4 +1,8 @@
-"""Optional diffusers path: UNet2DModel + DDIMScheduler (skipped when diffusers is absent)."""
+"""The diffusers path: a random-init UNet2DModel + DDIMScheduler (no hub download; `.ci/run` installs
+diffusers). Sampler equality with DDIMScheduler.step, RLR unbiased against full backprop on the UNet
+(DRaFT-1 biased), the memory-saving form, and a real fine-tune whose reward improves."""
+import math
+
 import numpy as np
 import pytest
 
@@ -7,7 +11,10 @@ diffusers = pytest.importorskip("diffusers")
 torch.set_num_threads(1)
 
 from rands.applications.rlr import DDIMSchedule, NoiseBank, estimate_gradient, make_estimator, sample_chain  # noqa
+from rands.applications.rlr.estimator import flat_grad  # noqa: E402
+from rands.applications.rlr.memory import peak_saved_bytes, step_saved_bytes  # noqa: E402
 from rands.applications.rlr.models import DiffusersDenoiser  # noqa: E402
+from rands.applications.rlr.train import finetune  # noqa: E402
 
 
 def tiny_unet():
@@ -54,3 +61,92 @@ def test_estimators_run_on_unet():
         assert est.coverage(ours).unbiased
         gr, info = estimate_gradient(model, ours, bank, reward, est, rng=np.random.default_rng(0))
         assert torch.isfinite(gr).all() and gr.norm() > 0
+
+
+# ---- gradients and fine-tuning on the UNet ------------------------------------------------------
+T4 = 4
+SHAPE = (1, 8, 8)
+
+
+def unet_setup():
+    """Random-init UNet, DDIMScheduler with trailing spacing over 100 training steps (sigma_t in
+    0.01..0.49 at eta = 1, so the likelihood ratios have moderate variance), reward -mean (x0 - 1/2)^2."""
+    model, _ = tiny_unet()
+    sch = diffusers.DDIMScheduler(num_train_timesteps=100, set_alpha_to_one=False, timestep_spacing="trailing",
+                                  clip_sample=False)
+    ours = DDIMSchedule.from_diffusers(sch, T4, 1.0)
+
+    def reward(x0):
+        return -((x0 - 0.5) ** 2).flatten(1).mean(1)
+    reward.differentiable = True
+    return model, ours, reward
+
+
+def test_rlr_unbiased_and_draft1_biased_on_unet():
+    """Projection on the full-backprop direction u (1024 independent chains): M = 96 replications of
+    8 chains under common random numbers. RLR's mean is within 4 standard errors of full backprop's;
+    DRaFT-1 (truncated after the last step) is off by more than 20 standard errors and keeps < 30 %."""
+    model, ours, reward = unet_setup()
+    g = torch.Generator().manual_seed(10)
+    u = sum(estimate_gradient(model, ours, NoiseBank.draw(T4, 256, SHAPE, g), reward, make_estimator("full_bp"),
+                              rng=None)[0] for _ in range(4)) / 4
+    uh = (u / u.norm()).double()
+    rng = np.random.default_rng(0)
+    names = ("full_bp", "rlr", "draft_1")
+    proj = {n: [] for n in names}
+    for _ in range(96):
+        bank = NoiseBank.draw(T4, 8, SHAPE, g)
+        traj = None
+        for n in names:
+            gr, info = estimate_gradient(model, ours, bank, reward, make_estimator(n), rng=rng, traj=traj)
+            traj = info["traj"]
+            proj[n].append(float(gr.double() @ uh))
+    P = {n: np.array(v) for n, v in proj.items()}
+    M = P["full_bp"].size
+    for n, lo, hi in (("rlr", None, 4.0), ("draft_1", 20.0, None)):
+        d = P[n] - P["full_bp"]
+        z = d.mean() / (d.std(ddof=1) / math.sqrt(M))
+        if hi is not None:
+            assert abs(z) < hi, (n, z)
+        if lo is not None:
+            assert abs(z) > lo and P[n].mean() < 0.3 * P["full_bp"].mean(), (n, z, P[n].mean())
+    # the truth direction's own estimate agrees with the replications' full-backprop mean
+    assert abs(P["full_bp"].mean() - float(u.norm())) < 0.05 * float(u.norm())
+
+
+def test_memory_saving_form_on_unet():
+    """Same gradient as backpropagating the summed surrogate; peak saved activations of RLR(h = 2) about
+    two UNet steps, full backprop about T = 4."""
+    model, ours, reward = unet_setup()
+    bank = NoiseBank.draw(T4, 4, SHAPE, torch.Generator().manual_seed(3))
+    step = step_saved_bytes(model, ours, bank.x_T)
+    est = make_estimator("rlr", h=2)
+    terms = est.plan.sample(np.random.default_rng(1), T4)
+    S, info = est.surrogate(model, ours, bank, reward, rng=None, terms=terms)
+    g_sum = flat_grad(model, S)
+    g_str, info2 = est.gradient(model, ours, bank, reward, rng=None, terms=terms, traj=info["traj"])
+    assert torch.allclose(g_sum, g_str, rtol=1e-4, atol=1e-6 * float(g_sum.abs().max()))
+    assert info2["cost"]["peak_depth"] == 2 and info["cost"]["peak_depth"] == T4
+    peak_rlr = peak_saved_bytes(model, lambda: est.gradient(model, ours, bank, reward, rng=None, terms=terms,
+                                                            traj=info["traj"]))
+    full = make_estimator("full_bp")
+    peak_bp = peak_saved_bytes(model, lambda: full.gradient(model, ours, bank, reward, rng=None, traj=info["traj"]))
+    assert 1.5 * step < peak_rlr < 2.5 * step, (peak_rlr / step)
+    assert peak_bp > 3.5 * step, (peak_bp / step)
+
+
+def test_rlr_finetunes_unet_reward():
+    """30 Adam updates of RLR (h = 2, batches of 8) on the random-init UNet raise the mean reward on a
+    fixed bank of 128 evaluation chains from -4.58 by more than 1.0 (measured: +2.4, seed 0; the bank's
+    standard error is ~0.05); full backprop, the reference, by more."""
+    ev = NoiseBank.draw(T4, 128, SHAPE, torch.Generator().manual_seed(99))
+    out = {}
+    for name in ("rlr", "full_bp"):
+        model, ours, reward = unet_setup()
+        h = finetune(model, ours, reward, make_estimator(name), updates=30, batch=8, lr=3e-3, seed=0, shape=SHAPE,
+                     eval_noise=ev, eval_rewards={"r": reward}, eval_every=30)
+        out[name] = h["eval_r"]
+        assert h["ledger"]["samples"] == 30 * 8
+    assert out["rlr"][0] == pytest.approx(out["full_bp"][0])
+    assert out["rlr"][-1] - out["rlr"][0] > 1.0, out
+    assert out["full_bp"][-1] > out["rlr"][-1], out
