@@ -6,7 +6,11 @@ a table once, before any work starts, and raises :class:`rands.errors.ParameterE
 with one line naming the owner (procedure, problem or ``[run]``), the parameter, the
 value and what is valid, e.g.
 
-    procedure 'kn': alpha=1.5 is invalid; valid: a number in (0, 1)
+    procedure 'kn': alpha must be in [1e-10, 1), got 1.5
+    procedure 'kn': crn must be true or false, got 'yes'
+
+A value of the right type that misses the range is told the range; any other value
+is told the whole form (``n0 must be an integer >= 2, got 'abc'``).
 
 Guarantees: ``bool`` never passes as a number (TOML ``true`` is not ``1``); NaN never
 passes a numeric constraint; +-inf passes only an :class:`Interval` built with
@@ -100,22 +104,34 @@ class Interval(Constraint):
             return False
         return True
 
-    def __str__(self) -> str:
-        what = "an integer" if self.kind is int else "a number"
+    def type_ok(self, value: Any) -> bool:
+        """Right type (and finite where required): a refusal is then about the range."""
+        if self.kind is int:
+            return _is_int(value)
+        if not _is_real(value):
+            return False
+        try:
+            v = float(value)
+        except OverflowError:
+            return False
+        return not math.isnan(v) and (self.allow_inf or not math.isinf(v))
+
+    def range_str(self) -> str:
         lo = "-inf" if self.low is None else _fmt(self.low)
         hi = "inf" if self.high is None else _fmt(self.high)
         lb = "[" if self.closed in ("both", "left") and self.low is not None else "("
         rb = "]" if self.closed in ("both", "right") and self.high is not None else ")"
         if self.kind is int and self.high is None and self.low is not None:
-            return f"{what} >= {_fmt(self.low) if lb == '[' else _fmt(self.low + 1)}"
-        if self.kind is float and (self.low is None or self.high is None):
-            fin = "a finite number" if not self.allow_inf else "a number"
-            if self.low is None and self.high is None:
-                return fin
-            if self.high is None:
-                return f"{fin} {'>=' if lb == '[' else '>'} {lo}"
-            return f"{fin} {'<=' if rb == ']' else '<'} {hi}"
-        return f"{what} in {lb}{lo}, {hi}{rb}"
+            return f">= {_fmt(self.low) if lb == '[' else _fmt(self.low + 1)}"
+        if self.kind is int and self.low is None and self.high is not None:
+            return f"<= {_fmt(self.high) if rb == ']' else _fmt(self.high - 1)}"
+        return f"in {lb}{lo}, {hi}{rb}"
+
+    def __str__(self) -> str:
+        if self.kind is int:
+            return "an integer" + ("" if self.low is None and self.high is None else " " + self.range_str())
+        fin = "a number" if self.allow_inf or (self.low is not None and self.high is not None) else "a finite number"
+        return f"{fin} {self.range_str()}"
 
 
 class Options(Constraint):
@@ -128,7 +144,8 @@ class Options(Constraint):
         return any(type(value) is type(o) and value == o for o in self.options)
 
     def __str__(self) -> str:
-        return "one of " + ", ".join(repr(o) for o in self.options)
+        opts = [repr(o) for o in self.options]
+        return opts[0] if len(opts) == 1 else ", ".join(opts[:-1]) + " or " + opts[-1]
 
 
 class Boolean(Constraint):
@@ -266,8 +283,9 @@ def check_param(owner: str, name: str, value: Any, constraints: Sequence[Constra
     """Raise ParameterError unless ``value`` satisfies one of ``constraints``."""
     if any(c.is_satisfied_by(value) for c in constraints):
         return
-    valid = " or ".join(str(c) for c in constraints)
-    raise ParameterError(f"{owner}: {name}={describe_value(value)} is invalid; valid: {valid}")
+    # a value of the right type is told the range it missed; otherwise the full form
+    parts = [c.range_str() if hasattr(c, "type_ok") and c.type_ok(value) else str(c) for c in constraints]
+    raise ParameterError(f"{owner}: {name} must be {' or '.join(parts)}, got {describe_value(value)}")
 
 
 def validate_params(constraints: Mapping[str, Sequence[Constraint] | str], params: Mapping[str, Any],

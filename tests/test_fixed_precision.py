@@ -350,7 +350,7 @@ def test_checkpoint_resume_identical(proc):
     (KT, {"delta": -1}, "delta must be in"),
     (KN, {"n0": 1}, "n0 must be >= 2"),
     (KN, {"n0": 2.5}, "n0"),
-    (KT, {"g": 1}, "g \\(group size"),
+    (KT, {"g": 1}, "procedure 'kt': g must be >= 2, got 1"),
     (KT, {"n_groups": 0}, "n_groups must be >= 1"),
     (GSP, {"n1": 1}, "n1 must be >= 2"),
     (GSP, {"alpha1": 0.6, "alpha2": 0.5}, "alpha1 \\+ alpha2"),

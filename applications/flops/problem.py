@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rands.errors import ParameterError, SimulationError
+from rands.params import Mapping_, Options, Sequence_, ints, optional
 from rands.problems.base import Problem, check_k
 from rands.streams import Streams, generator_for
 
@@ -30,6 +31,9 @@ class FlopsProblem(Problem):
     """
 
     name = "flops"
+    _parameter_constraints = {
+        "settings": optional([Sequence_(Mapping_(), min_len=2, what="a list of at least 2 setting tables")]),
+        "model": [Options(("mlp", "vit"))], "steps": ints(1), "batch": ints(1), "shots": ints(1)}
 
     def __init__(self, settings: Sequence[dict] | None = None, *, model: str = "mlp", steps: int = 150,
                  batch: int = 32, shots: int = 16) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rands.errors import ParameterError, SimulationError
+from rands.params import InstanceOf, Sequence_, ints, optional
 from rands.problems.base import Problem
 from rands.streams import Streams, generator_for
 
@@ -26,6 +27,11 @@ class LiveNAS(Problem):
     """
 
     name = "nas-live"
+    _parameter_constraints = {
+        "archs": optional([Sequence_(InstanceOf((int, np.integer, str), "an architecture index or string"),
+                                     min_len=2, what="a list of at least 2 architecture indices or strings")]),
+        "epochs": ints(1, 10**4), "channels": ints(1, 4096), "cells": ints(1, 64),
+        "n_archs": ints(2, N_ARCHS), "archs_seed": ints(0)}
 
     def __init__(self, archs=None, epochs: int = 2, channels: int = 8, cells: int = 1,
                  n_archs: int = 8, archs_seed: int = 0):

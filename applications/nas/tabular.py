@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from rands.errors import ParameterError
+from rands.params import String, optional
 from rands.problems.base import Problem
 from rands.streams import Streams, stream_state, system_stream_key, uniform_at
 
@@ -124,6 +125,7 @@ class MiniNAS(TabularNAS):
     """The shipped mini benchmark (registry name "nas-mini"): 500 architectures x 10 seeds on digits."""
 
     name = "nas-mini"
+    _parameter_constraints = {"path": optional([String("a file path")])}
 
     def __init__(self, path: str | None = None):
         p = Path(path) if path else MINI_PATH

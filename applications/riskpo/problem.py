@@ -22,6 +22,7 @@ import torch
 
 from ...errors import ParameterError
 from ...problems import register as _register
+from ...params import POSITIVE, Boolean, InstanceOf, Sequence_, String, ints, optional
 from ...problems.base import Problem
 from ...streams import Streams, stream_state, uniform_at
 from . import policy as P
@@ -70,6 +71,12 @@ class PolicyProblem(Problem):
     """
 
     name = "riskpo_policies"
+    _parameter_constraints = {
+        "checkpoints": [Sequence_(InstanceOf((str, P.Policy), "a checkpoint path or a Policy"), min_len=2,
+                                  what="a list of at least 2 checkpoint paths or Policy objects")],
+        "labels": optional([Sequence_(String(), what="a list of k names")]),
+        "eval_per_bucket": ints(1), "split_seed": ints(0), "temperature": POSITIVE,
+        "exact_truth": [Boolean()], "block": ints(1), "cache_blocks": ints(1)}
 
     def __init__(self, checkpoints: Sequence, labels: Sequence[str] | None = None, eval_per_bucket: int = 100,
                  split_seed: int = 0, temperature: float = 1.0, exact_truth: bool = True, block: int = 256,

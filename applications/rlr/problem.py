@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rands.errors import ParameterError, check_int
+from rands.params import Callable_, InstanceOf, Interval, Mapping_, Sequence_, String, ints, optional
 from rands.problems.base import Problem, check_k
 from rands.streams import Streams, generator_for
 
@@ -57,6 +58,14 @@ class FineTuneProblem(Problem):
     """
 
     name = "rlr_finetunes"
+    _parameter_constraints = {
+        "models": [Sequence_(InstanceOf((str, Path, torch.nn.Module), "a torch module or an NPZ path"),
+                             min_len=2, what="a list of at least 2 torch modules or NPZ paths")],
+        "reward": [Callable_(), Mapping_()],
+        "schedule": [Mapping_(), InstanceOf(DDIMSchedule, "a DDIMSchedule")],
+        "shape": [Sequence_(Interval(int, 1, None), what="a list of integers >= 1")],
+        "labels": optional([Sequence_(String(), what="a list of k names")]),
+        "chunk": ints(1)}
 
     def __init__(self, models: Sequence, reward, schedule, *, shape: Sequence[int] = (64,),
                  labels: Sequence[str] | None = None, chunk: int = 64):

@@ -58,6 +58,7 @@ import numpy as np
 
 from ..errors import ParameterError, check_int
 from ..streams import Streams, exponential_at, stream_state
+from ..params import Options, ints
 from .base import Problem, check_block
 
 __all__ = ["FlowLine", "flowline_alternatives", "line_departures"]
@@ -177,6 +178,10 @@ class FlowLine(Problem):
     """
 
     name = "flowline"
+    #: L <= 500 keeps the (L-1)^2 (L-2)/2 alternatives (6.2e7 at L = 500) in memory; a sample
+    #: allocates 6 (warmup + jobs) doubles, so each is capped at 10^7
+    _parameter_constraints = {"L": ints(3, 500), "warmup": ints(0, 10**7), "jobs": ints(1, 10**7),
+                              "buffer_convention": [Options(_CONVENTIONS)]}
 
     def __init__(self, L: int = 20, warmup: int = 2000, jobs: int = 50,
                  buffer_convention: str = "capacity"):

@@ -43,6 +43,7 @@ from scipy import stats
 
 from ..errors import ParameterError
 from ..streams import Streams, stream_state, uniform_at
+from ..params import ints
 from .base import Problem, check_block
 
 __all__ = ["Inventory", "inventory_exact_means"]
@@ -159,6 +160,7 @@ class Inventory(Problem):
     """
 
     name = "inventory"
+    _parameter_constraints = {"periods": ints(1, 10**6)}
 
     def __init__(self, periods: int = PERIODS):
         if isinstance(periods, bool) or not isinstance(periods, (int, np.integer)) or periods < 1:

@@ -15,7 +15,11 @@ import numpy as np
 
 from ..errors import ParameterError, check_float
 from ..streams import Streams, normal_at, stream_state, system_stream_key
+from ..params import POSITIVE, Interval, NoneValue, Options, Sequence_, ints
 from .base import Problem, check_k
+
+_RHO = [Interval(float, 0.0, 1.0)]
+_FINITE = Interval(float, None, None)
 
 
 @numba.njit(cache=True)
@@ -44,6 +48,12 @@ class NormalProblem(Problem):
     """Independent-or-CRN-correlated normal systems with given means and sds."""
 
     name = "normal"
+    _parameter_constraints = {
+        "means": [Sequence_(_FINITE, min_len=2, what="a list of at least 2 finite numbers")],
+        "sigmas": [*POSITIVE, Sequence_(POSITIVE[0], min_len=2, what="a list of k finite numbers > 0")],
+        "rho": _RHO,
+        "clusters": [NoneValue(), Sequence_(Interval(int, 0, None), min_len=2,
+                                             what="a list of k cluster labels (integers >= 0)")]}
 
     def __init__(self, means, sigmas=1.0, rho: float = 0.0, clusters=None):
         means = np.ascontiguousarray(means, dtype=np.float64)
@@ -92,6 +102,9 @@ def _variances(k: int, sigma: float, variances: str) -> np.ndarray:
 class _ConfigurationProblem(NormalProblem):
     """A classical IZ configuration: means from :meth:`_means`, equal or graded variances."""
 
+    _parameter_constraints = {"k": ints(2), "delta": POSITIVE, "sigma": POSITIVE, "rho": _RHO,
+                              "variances": [Options(("equal", "increasing", "decreasing"))]}
+
     def __init__(self, k: int = 10, delta: float = 0.5, sigma: float = 1.0, rho: float = 0.0,
                  variances: str = "equal"):
         k = check_k(k)
@@ -136,6 +149,8 @@ class RandomMeans(NormalProblem):
     "good alternatives grow" setting when k is large)."""
 
     name = "random"
+    _parameter_constraints = {"k": ints(2), "scale": POSITIVE, "sigma": POSITIVE, "rho": _RHO,
+                              "means_seed": ints(0)}
 
     def __init__(self, k: int = 10, scale: float = 1.0, sigma: float = 1.0, rho: float = 0.0,
                  means_seed: int = 0):
@@ -161,6 +176,8 @@ class ClusteredNormal(NormalProblem):
     """
 
     name = "clustered"
+    _parameter_constraints = {"k": ints(2), "p": ints(1), "rho": _RHO, "delta": POSITIVE, "sigma": POSITIVE,
+                              "means": [Options(("slippage", "spread", "random"))], "means_seed": ints(0)}
 
     def __init__(self, k: int = 64, p: int = 4, rho: float = 0.9, delta: float = 0.5,
                  sigma: float = 1.0, means: str = "slippage", means_seed: int = 0):

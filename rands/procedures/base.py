@@ -41,6 +41,8 @@ class Procedure:
     assumptions: ClassVar[str] = ""
     supports_crn: ClassVar[bool] = False
     reference: ClassVar[str] = ""
+    #: parameter name -> list of :mod:`rands.params` constraints (any one suffices)
+    _parameter_constraints: ClassVar[dict] = {}
 
     # ---------------------------------------------------------------- params
     @classmethod
@@ -52,7 +54,14 @@ class Procedure:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def _validate_params(self) -> None:
-        """Check parameters that do not depend on the problem. Subclasses extend."""
+        """Check parameters that do not depend on the problem. Subclasses extend.
+
+        First every parameter against ``_parameter_constraints`` (one line naming the
+        procedure, the parameter, the value and what is valid), then CRN support.
+        """
+        from ..params import validate_params
+        validate_params(type(self)._parameter_constraints, self.get_params(), f"procedure {self.name!r}",
+                        unknown=False)
         crn = getattr(self, "crn", False)
         if crn and not self.supports_crn:
             raise ParameterError(

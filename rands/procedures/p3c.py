@@ -77,6 +77,8 @@ import numpy as np
 
 from ..clustering import balance_assignment, mean_within_correlation, spherical_kmeans, standardize
 from ..errors import ParameterError, check_alpha, check_delta, check_float, check_int
+from ..params import (ALPHA, CRN, DELTA, NAME, PROBABILITY_OPEN, Interval, Mapping_, Options, Sequence_,
+                      ints, optional)
 from .base import Procedure, ProcedureOutput
 from .group import run_base
 
@@ -102,6 +104,12 @@ class _Pipeline(Procedure):
     assumptions = "normal outputs; CRN (correlation clustering needs it)"
     supports_crn = True
     reference = "Zhang & Peng (2024), arXiv 2402.02196 (design ours)"
+    _parameter_constraints = {"base": [*NAME, Options(("greedy",))], "alpha": ALPHA, "delta": DELTA,
+                              "n0": ints(2), "final": optional(NAME), "alpha_split": PROBABILITY_OPEN,
+                              "base_params": optional([Mapping_()]), "max_pairwise": ints(2),
+                              "large_base": optional(NAME), "large_base_params": optional([Mapping_()]),
+                              "budget": optional(ints(2)),
+                              "final_fraction": [Interval(float, 0.0, 1.0, closed="left")]}
 
     # ----------------------------------------------------------- validation
     def _validate_common(self) -> None:
@@ -364,6 +372,11 @@ class P3C(_Pipeline):
     """
 
     name = "p3c"
+    _parameter_constraints = {**_Pipeline._parameter_constraints, "pilot": optional(ints(3)),
+                              "n_clusters": ints(1), "pilot_mode": [Options(("split", "reuse"))],
+                              "partition": optional([Sequence_(Interval(int, 0, None), what="a list of "
+                                                               "k cluster labels (integers >= 0)")]),
+                              "n_init": ints(1), "n_candidates": optional(ints(1))}
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  pilot: int | None = None, n_clusters: int = 16, pilot_mode: str = "split",
@@ -393,6 +406,7 @@ class P3C(_Pipeline):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         if self.pilot_mode not in ("split", "reuse"):
             raise ParameterError(f"pilot_mode must be 'split' (guaranteed) or 'reuse' (not guaranteed), "
                                  f"got {self.pilot_mode!r}")
@@ -463,6 +477,8 @@ class DivideAndConquer(_Pipeline):
     assumptions = "normal outputs; independent systems or CRN (crn parameter; the base must allow CRN)"
     guarantee = ("PCS >= 1-alpha under the IZ with a fixed-precision base (alpha_split*alpha inside the "
                  "best's group + the rest in a fresh final stage); none with a budget")
+    _parameter_constraints = {**_Pipeline._parameter_constraints, "n_groups": ints(1),
+                              "partition": [Options(("random", "round_robin"))], "crn": CRN}
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  n_groups: int = 16, partition: str = "random", final: str | None = None,
@@ -491,6 +507,7 @@ class DivideAndConquer(_Pipeline):
         return bool(self.crn)
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_int("n_groups", self.n_groups, low=1)
         if self.partition not in ("random", "round_robin"):
             raise ParameterError(f"partition must be 'random' or 'round_robin', got {self.partition!r}")

@@ -54,6 +54,7 @@ import time
 import numpy as np
 
 from ..errors import ParameterError, check_alpha, check_float, check_int
+from ..params import ALPHA, POSITIVE, Boolean, ints, optional
 from .base import Procedure, ProcedureOutput
 
 
@@ -95,6 +96,8 @@ class PASS(Procedure):
     supports_crn = False
     reference = ("L. Pei, B. L. Nelson, S. R. Hunter (2024), Parallel adaptive survivor selection, "
                  "Operations Research 72(1):336-354")
+    _parameter_constraints = {"alpha": ALPHA, "c": optional(POSITIVE), "n0": ints(2), "batch": ints(1),
+                              "max_samples": ints(2), "asynchronous": [Boolean()]}
 
     def __init__(self, alpha: float = 0.05, c: float | None = None, n0: int = 10, batch: int = 100,
                  max_samples: int = 2000, asynchronous: bool = True):
@@ -107,6 +110,7 @@ class PASS(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_alpha(self.alpha)
         if self.c is not None:
             check_float("c", self.c, low=0.0, low_open=True)

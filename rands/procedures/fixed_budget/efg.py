@@ -42,6 +42,7 @@ import numba
 import numpy as np
 
 from ...errors import check_float, check_int
+from ...params import CRN, PROBABILITY_OPEN, ints, optional
 from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import argmax_first, draw_chunked, restored_state
 
@@ -346,6 +347,8 @@ class EFG(Procedure):
     supports_crn = True
     reference = ("Li, Fan & Hong (2025), The (surprising) sample optimality of greedy procedures "
                  "for large-scale ranking and selection, Management Science, arXiv 2303.02951")
+    _parameter_constraints = {"budget": ints(2), "n0": ints(1), "batch": ints(1),
+                              "lookahead": optional(ints(1)), "crn": CRN}
 
     def __init__(self, budget: int = 1000, n0: int = 10, batch: int = 1,
                  lookahead: int | None = None, crn: bool = False):
@@ -357,6 +360,7 @@ class EFG(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_int("budget", self.budget, low=2)
         check_int("n0", self.n0, low=1)
         check_int("batch", self.batch, low=1)
@@ -413,6 +417,8 @@ class EFGPlus(EFG):
     """
 
     name = "efg+"
+    _parameter_constraints = {**EFG._parameter_constraints, "explore_share": PROBABILITY_OPEN,
+                              "top": optional(ints(1))}
 
     def __init__(self, budget: int = 1000, n0: int = 10, explore_share: float = 0.2,
                  top: int | None = None, batch: int = 1, lookahead: int | None = None,
@@ -422,6 +428,7 @@ class EFGPlus(EFG):
         super().__init__(budget=budget, n0=n0, batch=batch, lookahead=lookahead, crn=crn)
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_float("explore_share", self.explore_share, low=0.0, high=1.0, low_open=True,
                     high_open=True)
         if self.top is not None:

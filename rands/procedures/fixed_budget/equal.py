@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import check_int
+from ...params import CRN, ints
 from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import argmax_first, draw_chunked, restored_state
 
@@ -21,6 +22,7 @@ class EqualAllocation(Procedure):
     assumptions = "any output distribution; CRN allowed"
     supports_crn = True
     reference = "baseline"
+    _parameter_constraints = {"budget": ints(2), "crn": CRN}
 
     def __init__(self, budget: int = 1000, crn: bool = False):
         self.budget = budget
@@ -28,6 +30,7 @@ class EqualAllocation(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_int("budget", self.budget, low=2)
         super()._validate_params()
 

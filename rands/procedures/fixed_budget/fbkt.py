@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ParameterError, check_int
+from ...params import CRN, Options, ints
 from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import draw_chunked, restored_state
 
@@ -109,6 +110,8 @@ class FBKT(Procedure):
     supports_crn = True
     reference = ("Hong, Jiang & Zhong (2022), Solving large-scale fixed-budget ranking and "
                  "selection problems, INFORMS J. Computing 34(6):2930-2949")
+    _parameter_constraints = {"budget": ints(2), "n0": ints(1), "phi": ints(2), "n_groups": ints(1),
+                              "final": [Options(("round", "rest"))], "crn": CRN}
 
     def __init__(self, budget: int = 1000, n0: int = 8, phi: int = 3, n_groups: int = 1,
                  final: str = "round", crn: bool = False):
@@ -121,6 +124,7 @@ class FBKT(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_int("budget", self.budget, low=2)
         check_int("n0", self.n0, low=1)
         check_int("phi", self.phi, low=2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import check_int
+from ...params import CRN, ints
 from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import argmax_first, draw_chunked, restored_state
 
@@ -99,6 +100,7 @@ class OCBA(Procedure):
     supports_crn = True
     reference = ("Chen, Lin, Yucesan & Chick (2000), Simulation budget allocation for further "
                  "enhancing the efficiency of ordinal optimization, DEDS 10:251-270")
+    _parameter_constraints = {"budget": ints(2), "n0": ints(2), "increment": ints(1), "crn": CRN}
 
     def __init__(self, budget: int = 1000, n0: int = 10, increment: int = 100, crn: bool = False):
         self.budget = budget
@@ -108,6 +110,7 @@ class OCBA(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_int("budget", self.budget, low=2)
         check_int("n0", self.n0, low=2)
         check_int("increment", self.increment, low=1)

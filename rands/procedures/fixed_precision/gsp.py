@@ -7,6 +7,7 @@ import numba
 import numpy as np
 
 from ...errors import ParameterError, check_alpha, check_delta, check_float, check_int
+from ...params import ALPHA, CRN, DELTA, POSITIVE, ints
 from ..base import Procedure, ProcedureOutput
 from ._core import _as_int
 from .constants import gsp_eta, rinott_h
@@ -67,6 +68,8 @@ class GSP(Procedure):
     assumptions = "normal outputs; independent systems (no CRN); unknown unequal variances"
     supports_crn = False
     reference = "Ni, Ciocan, Henderson & Hunter (2017), Oper. Res. 65(3):821-836"
+    _parameter_constraints = {"alpha1": ALPHA, "alpha2": ALPHA, "delta": DELTA, "n1": ints(2),
+                              "rbar": ints(0), "beta": POSITIVE, "n0": ints(0), "crn": CRN}
 
     def __init__(self, alpha1: float = 0.025, alpha2: float = 0.025, delta: float = 0.1, n1: int = 50,
                  rbar: int = 10, beta: float = 100.0, n0: int = 0, crn: bool = False):
@@ -81,6 +84,7 @@ class GSP(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         a1 = check_alpha(self.alpha1, "alpha1")
         a2 = check_alpha(self.alpha2, "alpha2")
         if a1 + a2 >= 1.0:

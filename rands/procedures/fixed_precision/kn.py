@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...params import ALPHA, CRN, DELTA, ints, optional
 from ..base import Procedure, ProcedureOutput
 from ._core import check_common, kn_stage
 from .constants import kn_eta
@@ -18,7 +19,9 @@ class KN(Procedure):
     survivors get one more sample; stop when one survives. Guarantee:
     PCS >= 1-alpha under the IZ; normal outputs, independent systems or CRN.
     Pairwise variances are computed on the fly from the k x n0 first-stage
-    matrix (memory O(k n0)); screening is O(|I|^2) per stage with early exits.
+    matrix (memory O(k n0)). ``lookahead`` stages are drawn per block (None:
+    adaptive) and screened one by one: decisions and used sample sizes do not
+    depend on it (see :mod:`.kn_engine`).
 
     Kim, S.-H. & Nelson, B. L. (2001). ACM TOMACS 11(3), 251-273.
     """
@@ -29,22 +32,28 @@ class KN(Procedure):
     assumptions = "normal outputs; independent systems or common random numbers"
     supports_crn = True
     reference = "Kim & Nelson (2001), ACM TOMACS 11(3):251-273"
+    _parameter_constraints = {"alpha": ALPHA, "delta": DELTA, "n0": ints(2), "crn": CRN,
+                              "lookahead": optional(ints(1))}
 
-    def __init__(self, alpha: float = 0.05, delta: float = 0.1, n0: int = 20, crn: bool = False):
+    def __init__(self, alpha: float = 0.05, delta: float = 0.1, n0: int = 20, crn: bool = False,
+                 lookahead: int | None = None):
         self.alpha = alpha
         self.delta = delta
         self.n0 = n0
         self.crn = crn
+        self.lookahead = lookahead
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_common(self.alpha, self.delta, self.n0)
         super()._validate_params()
 
     def run(self, ctx) -> ProcedureOutput:
         st = dict(ctx.restored) if ctx.restored is not None else {}
         best = kn_stage(ctx, np.arange(ctx.k), alpha=float(self.alpha), delta=float(self.delta),
-                        n0=int(self.n0), crn=bool(self.crn), st=st, save=lambda: ctx.boundary(st))
+                        n0=int(self.n0), crn=bool(self.crn), st=st, save=lambda: ctx.boundary(st),
+                        lookahead=self.lookahead)
         eta = kn_eta(ctx.k, float(self.alpha), int(self.n0))
         return ProcedureOutput(best=int(best), extras={"eta": eta, "h2": 2 * eta * (int(self.n0) - 1),
-                                                       "stages": int(np.asarray(st["r"])) - int(self.n0)})
+                                                       "stages": int(np.asarray(st["r"])[0]) - int(self.n0)})

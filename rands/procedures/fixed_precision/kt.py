@@ -4,20 +4,26 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ParameterError, check_int
+from ...params import ALPHA, CRN, DELTA, ints, optional
 from ..base import Procedure, ProcedureOutput
 from ._core import _as_int, check_common, kn_stage, rinott_stage
+from .kn_engine import KNMatches, kn_matches
+
+ROUND = "round_"            # checkpoint-state prefix of the round in progress
+SHIP_THRESHOLD_S = 0.05     # rounds estimated cheaper than this run on the coordinator
 
 
-def kt_group_match(ctx, *, alpha: float, delta: float, n0: int, crn: bool) -> int:
-    """One KT match: KN among the systems of ``ctx`` (a group); returns the winner's local id.
+def kt_match_chunk(ctx, *, sizes: list[int], alpha: float, delta: float, n0: int, crn: bool,
+                   lookahead: int | None) -> list[int]:
+    """Several KT matches on one sub-context whose systems are the matches' systems in
+    order (``sizes`` of each); returns each match's winner as a position in its match.
 
-    Module-level so that parallel backends can run it on other processes or
-    ranks. Under CRN the match draws replications start, start+1, ... common to
-    its systems (start = the largest next replication in the group).
+    Module-level so that parallel backends can run it on other processes or ranks.
     """
-    st: dict = {}
-    return kn_stage(ctx, np.arange(ctx.k), alpha=alpha, delta=delta, n0=n0, crn=crn, st=st,
-                    save=lambda: None)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    groups = [np.arange(bounds[j], bounds[j + 1]) for j in range(len(sizes))]
+    return kn_matches(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn,
+                      lookahead=lookahead).tolist()
 
 
 def kt_rounds(size: int, g: int) -> int:
@@ -62,18 +68,22 @@ class KT(Procedure):
     assumptions = "normal outputs; independent systems or common random numbers"
     supports_crn = True
     reference = "Zhong & Hong (2022), Oper. Res. 70(1):432-453"
+    _parameter_constraints = {"alpha": ALPHA, "delta": DELTA, "n0": ints(2), "g": ints(2),
+                              "n_groups": ints(1), "crn": CRN, "lookahead": optional(ints(1))}
 
     def __init__(self, alpha: float = 0.05, delta: float = 0.1, n0: int = 20, g: int = 20,
-                 n_groups: int = 1, crn: bool = False):
+                 n_groups: int = 1, crn: bool = False, lookahead: int | None = None):
         self.alpha = alpha
         self.delta = delta
         self.n0 = n0
         self.g = g
         self.n_groups = n_groups
         self.crn = crn
+        self.lookahead = lookahead
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_common(self.alpha, self.delta, self.n0)
         if isinstance(self.g, bool) or not isinstance(self.g, (int, np.integer)) or self.g < 2:
             raise ParameterError(f"g (group size of a KT match) must be an integer >= 2, got {self.g!r}")
@@ -98,16 +108,19 @@ class KT(Procedure):
         alive = np.array(st["alive"], dtype=bool)
         st["alive"] = alive
         rnd = _as_int(st["round"])
-        while rnd < R:
-            rnd += 1
+        while rnd < R or KNMatches.has_state(st, ROUND):
+            if not KNMatches.has_state(st, ROUND):
+                rnd += 1
             groups = []
             for j in range(p):
                 groups.extend(kt_groups(np.flatnonzero(alive & (part_of == j)), g))
             a_r = alpha / 2.0 ** rnd
-            winners = ctx.run_groups(kt_group_match, groups, alpha=a_r, delta=delta, n0=n0, crn=crn)
+            winners = self._round(ctx, groups, st, alpha=a_r, delta=delta, n0=n0, crn=crn)
             for grp, w in zip(groups, winners):
                 alive[grp] = False
                 alive[grp[int(w)]] = True
+            for key in [key for key in st if key.startswith(ROUND)]:
+                del st[key]
             st["round"] = rnd
             ctx.log("kt_round", round=rnd, alpha=a_r, matches=len(groups),
                     survivors=int(alive.sum()))
@@ -120,7 +133,7 @@ class KT(Procedure):
             save = lambda: ctx.boundary(st)  # noqa: E731
             if crn:
                 w = kn_stage(ctx, finalists, alpha=a_f, delta=delta, n0=n0, crn=True, st=st, save=save,
-                             prefix="final_")
+                             prefix="final_", lookahead=self.lookahead)
             else:
                 w = rinott_stage(ctx, finalists, alpha=a_f, delta=delta, n0=n0, k_const=None, st=st,
                                  save=save, prefix="final_")
@@ -129,3 +142,31 @@ class KT(Procedure):
                                                   "finalists": finalists.tolist() if p <= 1000 else p,
                                                   "final_stage": ("kn" if crn else "rinott")
                                                   if finalists.shape[0] > 1 else "none"})
+
+    def _round(self, ctx, groups: list[np.ndarray], st: dict, **kn) -> list[int]:
+        """All matches of one round; returns each match's winner (position in its match).
+
+        On the coordinator (in bulk, checkpointed at block boundaries, progress
+        reported) unless the executor has several workers and the round is
+        estimated dearer than SHIP_THRESHOLD_S: then matches are dealt into
+        chunks (longest first) that run whole on the workers. Both give the same
+        winners: a match depends only on its systems' samples.
+        """
+        workers = int(getattr(ctx.executor, "n_workers", 1))
+        n_sys = sum(len(x) for x in groups)
+        cost = ctx.cost_per_sample()
+        est = n_sys * 8 * kn["n0"] * (cost if cost == cost else 1e-3)
+        if workers > 1 and est > SHIP_THRESHOLD_S and not KNMatches.has_state(st, ROUND):
+            n_chunks = min(len(groups), 4 * workers)
+            chunks = [list(range(j, len(groups), n_chunks)) for j in range(n_chunks)]
+            members = [np.concatenate([groups[i] for i in ch]) for ch in chunks]
+            per_task = [{"sizes": [len(groups[i]) for i in ch]} for ch in chunks]
+            outs = ctx.run_groups(kt_match_chunk, members, costs=[len(x) for x in members],
+                                  per_task=per_task, lookahead=self.lookahead, **kn)
+            winners = [0] * len(groups)
+            for ch, out in zip(chunks, outs):
+                for i, w in zip(ch, out):
+                    winners[i] = int(w)
+            return winners
+        return kn_matches(ctx, groups, lookahead=self.lookahead, st=st, prefix=ROUND,
+                          save=lambda: ctx.boundary(st), **kn).tolist()

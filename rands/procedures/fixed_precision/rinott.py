@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...params import ALPHA, CRN, DELTA, ints
 from ..base import Procedure, ProcedureOutput
 from ._core import check_common, rinott_stage
 from .constants import rinott_h
@@ -26,6 +27,7 @@ class Rinott(Procedure):
     assumptions = "normal outputs; independent systems (no CRN); unknown unequal variances"
     supports_crn = False
     reference = "Rinott (1978), Comm. Statist. A 7(8):799-811"
+    _parameter_constraints = {"alpha": ALPHA, "delta": DELTA, "n0": ints(2), "crn": CRN}
 
     def __init__(self, alpha: float = 0.05, delta: float = 0.1, n0: int = 20, crn: bool = False):
         self.alpha = alpha
@@ -35,6 +37,7 @@ class Rinott(Procedure):
         self._validate_params()
 
     def _validate_params(self) -> None:
+        Procedure._validate_params(self)
         check_common(self.alpha, self.delta, self.n0)
         super()._validate_params()
 
