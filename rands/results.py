@@ -13,7 +13,9 @@ class SelectionResult:
     """Outcome of one selection run.
 
     best : selected system (0-based). total_samples : samples simulated.
-    sample_sizes, means : per system (means nan where unsampled).
+    sample_sizes, means : per system (means nan where unsampled); variances : per
+    system sample variances (nan where n < 2; None when not recorded). contention :
+    [samples used, systems still in contention] whenever the count changed during the run.
     wall_time : seconds. trace : per-stage records. accounting : simulation
     time, utilization per rank/worker. extras : procedure-specific outputs.
     """
@@ -32,10 +34,35 @@ class SelectionResult:
     trace: list[dict] = field(default_factory=list)
     accounting: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    variances: np.ndarray | None = None
+    contention: list = field(default_factory=list)   # [samples used, systems in contention]
+
+    def __post_init__(self) -> None:
+        # public numbers are plain Python numbers (numpy scalars print as np.float64(...))
+        self.params, self.seed = _plain(self.params), _plain(self.seed)
+        self.trace, self.extras = _plain(self.trace), _plain(self.extras)
+        self.accounting, self.problem = _plain(self.accounting), _plain(self.problem)
+        self.best, self.total_samples = int(self.best), int(self.total_samples)
+        self.wall_time = float(self.wall_time)
 
     @property
     def best_mean(self) -> float:
         return float(self.means[self.best])
+
+    def to_frame(self):
+        """One row per system: ``system, samples, mean, variance, std_error, selected``
+        (a pandas DataFrame indexed by system; needs pandas, the ``rands[pandas]`` extra)."""
+        pd = _pandas()
+        n = np.asarray(self.sample_sizes, dtype=np.int64)
+        var = (np.full(n.shape, np.nan) if self.variances is None
+               else np.asarray(self.variances, dtype=float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            se = np.sqrt(var / n)
+        frame = pd.DataFrame({"samples": n, "mean": np.asarray(self.means, dtype=float),
+                              "variance": var, "std_error": se,
+                              "selected": np.arange(n.size) == self.best})
+        frame.index.name = "system"
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         means = [None if not np.isfinite(m) else float(m) for m in self.means]
@@ -49,6 +76,9 @@ class SelectionResult:
             "problem": _jsonable(self.problem), "guarantee": self.guarantee,
             "trace": _jsonable(self.trace), "accounting": _jsonable(self.accounting),
             "extras": _jsonable(self.extras),
+            "contention": _jsonable(self.contention),
+            **({} if self.variances is None else {"variances": _jsonable(
+                np.where(np.isfinite(self.variances), self.variances, np.nan))}),
         }
 
     def to_json(self, **kw) -> str:
@@ -62,11 +92,35 @@ class SelectionResult:
                    wall_time=float(d["wall_time"]), procedure=d["procedure"], params=d["params"],
                    seed=d["seed"], problem=d.get("problem", {}), guarantee=d.get("guarantee", ""),
                    best_label=d.get("best_label", ""), trace=d.get("trace", []),
-                   accounting=d.get("accounting", {}), extras=d.get("extras", {}))
+                   accounting=d.get("accounting", {}), extras=d.get("extras", {}),
+                   contention=d.get("contention", []),
+                   variances=None if d.get("variances") is None else np.array(
+                       [np.nan if v is None else v for v in d["variances"]], dtype=float))
 
     def summary(self) -> str:
         return (f"{self.procedure}: best system {self.best} ({self.best_label}) with estimated mean "
                 f"{self.best_mean:.6g} from {self.total_samples} samples in {self.wall_time:.2f} s")
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("to_frame needs pandas: pip install 'rands[pandas]'") from None
+    return pandas
+
+
+def _plain(x):
+    """numpy scalars inside dicts, lists and tuples as Python numbers (arrays kept)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_plain(v) for v in x)
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
 
 
 def _jsonable(x):

@@ -1,6 +1,7 @@
 """``rands.select``: run one procedure on one problem."""
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any
 
@@ -51,7 +52,10 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     seed : int or sequence of ints; the same seed gives the same result.
     executor : where samples are simulated (``rands.parallel`` backends); default serial.
     checkpoint : a checkpointer (``rands.checkpoint``) or None.
-    progress : True for a tqdm bar, or a callable(total_samples).
+    progress : True for a progress bar (:class:`rands.progress.ProgressBar`: the budget as
+        total for a fixed-budget procedure, the running estimate for a fixed-precision one;
+        drawn on rank 0 only under an MPI launcher), or a callable
+        ``progress(total_samples, **info)`` (``info``: contention, estimate, simulated).
     """
     prob = resolve_problem(problem, problem_params)
     proc = resolve_procedure(procedure, params)
@@ -60,18 +64,15 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     bar = None
     callback = None
     if progress is True:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=proc.budget_limit(prob), unit="samples", desc=proc.name, leave=False)
-        last = [0]
-
-        def callback(total: int) -> None:
-            bar.update(total - last[0])
-            last[0] = total
+        from .progress import ProgressBar, launcher_rank
+        bar = ProgressBar(proc.budget_limit(prob), desc=proc.name, disable=launcher_rank() != 0)
+        callback = bar
     elif callable(progress):
         callback = progress
+    recorder = _ContentionRecorder(callback)
     t0 = time.perf_counter()
     ctx = SamplingContext(prob, streams, budget=proc.budget_limit(prob), executor=executor,
-                          checkpointer=checkpoint, progress=callback)
+                          checkpointer=checkpoint, progress=recorder)
     try:
         out = proc.run(ctx)
     finally:
@@ -84,10 +85,39 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     acc = ctx.executor.accounting(wall) if hasattr(ctx.executor, "accounting") else {}
     return SelectionResult(
         best=best, total_samples=int(ctx.total), sample_sizes=ctx.n.copy(), means=ctx.means(),
+        variances=ctx.variances(), contention=recorder.points,
         wall_time=wall, procedure=proc.name, params=proc.get_params(), seed=streams.seed,
         problem=prob.spec() if _small_spec(prob) else {"name": prob.name, "k": prob.k},
         guarantee=proc.guarantee, best_label=prob.label(best), trace=ctx.trace, accounting=acc,
         extras=out.extras)
+
+
+class _ContentionRecorder:
+    """Progress callback that keeps (samples used, systems in contention) whenever the count
+    changes (at most ``limit`` points: halved by keeping every other one when full) and passes
+    every call on to ``inner`` (with keywords only if ``inner`` takes them)."""
+
+    def __init__(self, inner, limit: int = 2000) -> None:
+        self.inner = inner
+        self.limit = limit
+        self.points: list[list[int]] = []
+        try:
+            params = inspect.signature(inner).parameters.values() if inner is not None else []
+        except (TypeError, ValueError):
+            params = []
+        self._kw = any(p.kind == p.VAR_KEYWORD for p in params)
+
+    def __call__(self, total: int, **info) -> None:
+        c = info.get("contention")
+        if c is not None and (not self.points or self.points[-1][1] != int(c)):
+            self.points.append([int(total), int(c)])
+            if len(self.points) > self.limit:
+                self.points = self.points[:-1:2] + self.points[-1:]
+        if self.inner is not None:
+            if self._kw:
+                self.inner(total, **info)
+            else:
+                self.inner(total)
 
 
 def _small_spec(prob: Problem) -> bool:

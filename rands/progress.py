@@ -1,0 +1,122 @@
+"""A progress bar for selections, with a total and an ETA for every procedure.
+
+The sampling context calls ``progress(total, **info)`` with ``total`` the samples
+used so far and, when known, ``info["contention"]`` (systems still in contention),
+``info["estimate"]`` (running estimate of the total samples the run will use, e.g.
+from first-stage variances) and ``info["simulated"]`` (samples simulated, which a
+procedure drawing ahead may have more of than it used). :class:`ProgressBar` takes
+exactly that and tolerates any key missing. A fixed-budget procedure's total is its
+budget; a fixed-precision procedure's total is the latest ``estimate`` (the bar
+shows samples and contention, without a percentage, until one arrives).
+
+Under MPI only rank 0 draws: :func:`launcher_rank` reads the rank the launcher
+(MPICH/Hydra, Open MPI, PMIx) put in the environment, so no MPI import is needed.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+__all__ = ["ProgressBar", "launcher_rank", "launcher_size"]
+
+_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_RANK")
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_UNIVERSE_SIZE")
+
+
+def _env_int(names: tuple[str, ...]) -> int | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return None
+
+
+def launcher_rank() -> int:
+    """This process's rank under an MPI launcher (0 when not launched by one)."""
+    return _env_int(_RANK_VARS) or 0
+
+
+def launcher_size() -> int:
+    """Number of processes the MPI launcher started (1 when not launched by one)."""
+    return _env_int(_SIZE_VARS) or 1
+
+
+class ProgressBar:
+    """A tqdm bar driven by ``bar(total, contention=..., estimate=..., simulated=...)``.
+
+    Parameters
+    ----------
+    total : the run's known total (a fixed budget), or None to follow ``estimate``.
+    desc : label in front of the bar (the procedure's name).
+    file : stream to draw on (stderr by default).
+    disable : draw nothing (the callable still accepts every call).
+    mininterval : seconds between redraws (tqdm's).
+
+    Guarantees: the bar's count is the latest ``total`` (never double-counted);
+    its total never falls below the count (an estimate that is already exceeded
+    is raised to the count); calling after :meth:`close` is harmless.
+    """
+
+    def __init__(self, total: int | None = None, *, desc: str = "", file: TextIO | None = None,
+                 disable: bool = False, mininterval: float = 0.2, unit: str = "samples") -> None:
+        from tqdm.auto import tqdm
+
+        self.fixed_total = None if total is None else int(total)
+        self.contention: int | None = None
+        self.estimate: float | None = None
+        self.simulated: int | None = None
+        self.count = 0
+        self._bar = tqdm(total=self.fixed_total, desc=desc, unit=unit, unit_scale=True,
+                         file=file if file is not None else sys.stderr, disable=disable,
+                         leave=False, mininterval=mininterval, dynamic_ncols=True)
+
+    @property
+    def total(self) -> int | None:
+        """The total the bar measures against (None while unknown)."""
+        return self._bar.total
+
+    def __call__(self, total: int, **info: Any) -> None:
+        total = int(total)
+        contention = info.get("contention")
+        estimate = info.get("estimate")
+        simulated = info.get("simulated")
+        if contention is not None:
+            self.contention = int(contention)
+        if simulated is not None:
+            self.simulated = int(simulated)
+        if estimate is not None and self.fixed_total is None:
+            self.estimate = float(estimate)
+        target = self.fixed_total
+        if target is None and self.estimate is not None:
+            target = max(int(round(self.estimate)), total)
+        elif target is not None:
+            target = max(target, total)
+        if target != self._bar.total:
+            self._bar.total = target
+        postfix = {}
+        if self.contention is not None:
+            postfix["contention"] = self.contention
+        if self.simulated is not None and self.simulated != total:
+            postfix["simulated"] = self.simulated
+        if postfix:
+            self._bar.set_postfix(postfix, refresh=False)
+        delta = total - self.count
+        self.count = total
+        if delta >= 0:
+            self._bar.update(delta)          # redraws at most every mininterval
+        else:
+            self._bar.n = total
+            self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
