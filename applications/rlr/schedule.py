@@ -55,8 +55,9 @@ class DDIMSchedule:
 
     ``timesteps[t-1]`` is the training timestep fed to the denoiser at step t;
     ``a[t-1]``, ``a_prev[t-1]``, ``sigma[t-1]`` the constants above. Build it
-    with :meth:`from_alphas` (evenly spaced, "leading" spacing with offset 1 as
-    in DDPO/Stable Diffusion) or :meth:`from_diffusers`.
+    with :meth:`from_alphas` (evenly spaced, "trailing" spacing: step T at the
+    last training timestep, as diffusers' ``timestep_spacing="trailing"``) or
+    :meth:`from_diffusers` (any spacing of a ``DDIMScheduler``).
     """
 
     timesteps: np.ndarray

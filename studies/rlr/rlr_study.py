@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,9 @@ def load_assets(out: Path):
 
 
 # ---------------------------------------------------------------- assets
+ASSET_KEYS = ("ddpm_steps", "clf_steps", "hidden", "train_steps", "T", "eta")  # what the assets depend on
+
+
 def stage_assets(c, out: Path) -> None:
     (out / "assets").mkdir(parents=True, exist_ok=True)
     X, y = digits_data()
@@ -103,7 +107,7 @@ def stage_assets(c, out: Path) -> None:
                   clf)
     ev.pop("_features")
     info = {"classifier": acc, "ddpm_loss_last": curve[-1], "ddpm_params": sum(p.numel() for p in model.parameters()),
-            "base_samples": ev, "seconds": time.time() - t0, "config": c,
+            "base_samples": ev, "seconds": time.time() - t0, "config": {k: c[k] for k in ASSET_KEYS},
             "memory_per_step_bytes": profile_step_memory(model, sch, (64,))}
     (out / "assets.json").write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
@@ -195,7 +199,8 @@ def stage_A(c, out: Path, only: list[str] | None = None, tag: str = "", shard: i
     if shard is not None:  # independent replication stream per shard (seeds never added)
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([2026, 1, shard]).generate_state(1)[0]))
         zo_gen = torch.Generator().manual_seed(int(np.random.SeedSequence([77, 1, shard]).generate_state(1)[0]))
-    rngs = {n: np.random.default_rng([abs(hash(n)) % (2 ** 32), 0 if shard is None else shard + 1]) for n in names}
+    # zlib.crc32: a stable per-name seed (hash() of a str is salted per process, so not reproducible)
+    rngs = {n: np.random.default_rng([zlib.crc32(n.encode()), 0 if shard is None else shard + 1]) for n in names}
     tn = np.linalg.norm(truth)
     t0 = time.time()
     n_reps = c["reps"] // nshards
