@@ -79,9 +79,14 @@ def _persistent(model: torch.nn.Module) -> list:
     return list(model.parameters()) + list(model.buffers())
 
 
-def peak_saved_bytes(model: torch.nn.Module, fn: Callable[[], object]) -> int:
-    """Peak saved-activation bytes while ``fn()`` runs (which should build and backpropagate graphs)."""
-    with SavedTensorMeter(_persistent(model)) as meter:
+def peak_saved_bytes(model: torch.nn.Module, fn: Callable[[], object], *,
+                     also_exclude: Iterable[torch.nn.Module] = ()) -> int:
+    """Peak saved-activation bytes while ``fn()`` runs (which should build and backpropagate graphs).
+
+    Parameters and buffers of ``model`` and of the modules in ``also_exclude`` (a reward's frozen
+    classifier, whose weights are saved for the input gradient) are persistent memory, not counted."""
+    keep = _persistent(model) + [t for m in also_exclude for t in _persistent(m)]
+    with SavedTensorMeter(keep) as meter:
         out = fn()
         del out
     return int(meter.peak)
