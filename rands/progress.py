@@ -14,6 +14,7 @@ Under MPI only rank 0 draws: :func:`launcher_rank` reads the rank the launcher
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
 from typing import Any, TextIO
@@ -45,6 +46,15 @@ def launcher_size() -> int:
     return _env_int(_SIZE_VARS) or 1
 
 
+def _width(stream) -> int | None:
+    """None (let tqdm follow the terminal) unless the stream is a terminal reporting 0 columns."""
+    try:
+        cols = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return None if cols > 0 else int(os.environ.get("COLUMNS", "100") or 100)
+
+
 class ProgressBar:
     """A tqdm bar driven by ``bar(total, contention=..., estimate=..., simulated=...)``.
 
@@ -70,9 +80,11 @@ class ProgressBar:
         self.estimate: float | None = None
         self.simulated: int | None = None
         self.count = 0
+        stream = file if file is not None else sys.stderr
+        width = _width(stream)     # a terminal reporting a 0 x 0 size (a bare pty) gets 100 x 24
         self._bar = tqdm(total=self.fixed_total, desc=desc, unit=unit, unit_scale=True,
-                         file=file if file is not None else sys.stderr, disable=disable,
-                         leave=False, mininterval=mininterval, dynamic_ncols=True)
+                         file=stream, disable=disable, leave=False, mininterval=mininterval,
+                         dynamic_ncols=width is None, ncols=width, nrows=None if width is None else 24)
 
     @property
     def total(self) -> int | None:
