@@ -60,6 +60,7 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     prob = resolve_problem(problem, problem_params)
     proc = resolve_procedure(procedure, params)
     proc.check_problem(prob)
+    warn_small_first_stage(proc, prob.k)
     streams = Streams(seed, crn=proc.crn_enabled)
     bar = None
     callback = None
@@ -90,6 +91,33 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
         problem=prob.spec() if _small_spec(prob) else {"name": prob.name, "k": prob.k},
         guarantee=proc.guarantee, best_label=prob.label(best), trace=ctx.trace, accounting=acc,
         extras=out.extras)
+
+
+#: procedures whose consistency needs the first stage n0 to grow with the budget
+N0_MUST_GROW = {
+    "ocba": "OCBA allocates by estimated means and variances; with a small n0 an unlucky first "
+            "stage can starve the best system for the whole run (n0 = 5: 10 of 100 runs)",
+    "efg": "EFG explores n0 per system once, then is greedy; a small n0 locks it in on a wrong "
+           "system (newsvendor, k = 17, n0 = 10: PGS 0.52 at N = 1,700, 0.54 at N = 6,800)",
+}
+#: the warning fires when the first stage n0 * k is below this share of the budget
+N0_SHARE = 0.2
+
+
+def warn_small_first_stage(proc: Procedure, k: int) -> None:
+    """Warn (UserWarning) when an OCBA or EFG first stage n0 * k is under ``N0_SHARE`` of the budget:
+    these procedures are consistent only if n0 grows with the budget."""
+    if proc.name not in N0_MUST_GROW:
+        return
+    n0, budget = getattr(proc, "n0", None), getattr(proc, "budget", None)
+    if not isinstance(n0, int) or not isinstance(budget, int) or n0 * k >= N0_SHARE * budget:
+        return
+    import warnings
+    need = int(np.ceil(N0_SHARE * budget / k))
+    warnings.warn(f"{proc.name}: the first stage n0*k = {n0}*{k} = {n0 * k:,} is "
+                  f"{n0 * k / budget:.0%} of the budget {budget:,}; {N0_MUST_GROW[proc.name]}. "
+                  f"n0 must grow with the budget for {proc.name} to be consistent: consider "
+                  f"n0 >= {need} ({N0_SHARE:.0%} of the budget)", UserWarning, stacklevel=3)
 
 
 class _ContentionRecorder:
