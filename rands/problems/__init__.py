@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "normal": "rands.problems.normal:NormalProblem",
     "flowline": "rands.problems.flowline:FlowLine",
     "inventory": "rands.problems.inventory:Inventory",
+    "sklearn": "rands.problems.estimator:SklearnProblem",
     "simopt": "rands.problems.simopt:SimOptProblem",
 }
 _REGISTERED: dict[str, str] = {}
@@ -85,5 +86,12 @@ def _init_params(cls) -> list[str] | None:
 
 __all__ = ["Problem", "FunctionProblem", "VectorizedProblem", "from_function", "from_vectorized",
            "make", "register", "names", "from_simopt", "NormalProblem", "Slippage", "MonotoneDecreasingMeans",
-           "RandomMeans", "ClusteredNormal"]
+           "RandomMeans", "ClusteredNormal", "from_estimator", "EstimatorProblem"]
 
+
+def __getattr__(name: str):
+    # scikit-learn is imported only when the estimator adapter is used
+    if name in ("from_estimator", "EstimatorProblem", "SklearnProblem"):
+        from . import estimator
+        return getattr(estimator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
