@@ -4,6 +4,7 @@
     rands select --problem NAME [-P key=value ...] --procedure NAME [-p key=value ...] --seed S
     rands procedures [--json]
     rands validate --problem NAME ... --procedure NAME ... --macroreps M --seed S
+    rands report RESULT.json [...] [-o report.html]
     rands demo [--output DIR] [--seed S] [--quick]
 
 CONFIG.toml has ``[problem]`` (name + params), ``[procedure]`` (name + params)
@@ -87,6 +88,8 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
     prob_cfg = dict(cfg["problem"])
     proc_cfg = dict(cfg["procedure"])
     run = cfg.get("run", {})
+    if run.get("backend", "serial") in (None, "serial") and _serial_under_mpi():
+        return None                       # a rank other than 0: rank 0 runs the serial selection
     problem = resolve_problem(prob_cfg.pop("name"), prob_cfg)
     procedure = resolve_procedure(proc_cfg.pop("name"), proc_cfg)
     seed = run.get("seed", 0)
@@ -116,6 +119,20 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
             executor.close()
 
 
+def _serial_under_mpi() -> bool:
+    """True on ranks > 0 when an MPI launcher started several ranks for a serial run (rank 0
+    says so once and runs it alone, rather than every rank running and printing it)."""
+    from .progress import launcher_rank, launcher_size
+    size = launcher_size()
+    if size <= 1:
+        return False
+    if launcher_rank() == 0:
+        print(f"rands: backend 'serial' under {size} MPI ranks: running on rank 0 only "
+              "(backend = \"mpi\" uses every rank)", file=sys.stderr)
+        return False
+    return True
+
+
 def _emit(result, args, output: str | None) -> None:
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -129,11 +146,22 @@ def _emit(result, args, output: str | None) -> None:
 def cmd_run(args) -> int:
     cfg = load_config(args.config)
     result = run_config(cfg, resume=args.resume, checkpoint=args.checkpoint,
-                        progress=not args.json and sys.stderr.isatty())
+                        progress=_progress_default(args, cfg))
     if result is None:
         return 0
     _emit(result, args, args.output or cfg["run"].get("output"))
     return 0
+
+
+def _progress_default(args, cfg) -> bool:
+    """The bar of ``rands run``: on when stderr is a terminal, off with --quiet, off on MPI ranks
+    other than 0, off when [run] progress = false."""
+    from .progress import launcher_rank
+    if getattr(args, "quiet", False):
+        cfg["run"]["progress"] = False
+        return False
+    return (sys.stderr.isatty() and launcher_rank() == 0
+            and cfg["run"].get("progress", True) is not False)
 
 
 def cmd_select(args) -> int:
@@ -149,6 +177,7 @@ def cmd_select(args) -> int:
 
 def cmd_procedures(args) -> int:
     from . import procedures
+    from .selection import N0_MUST_GROW, N0_SHARE
     rows = [procedures.procedure_class(n).describe() for n in procedures.names()]
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -159,6 +188,9 @@ def cmd_procedures(args) -> int:
               f"        assumptions: {r['assumptions']}\n"
               f"        CRN {'allowed' if r['crn'] else 'refused'}; inputs: {inputs}\n"
               f"        reference: {r['reference']}")
+        if r["name"] in N0_MUST_GROW:
+            print(f"        n0 must grow with the budget for consistency: {N0_MUST_GROW[r['name']]}; "
+                  f"rands warns when n0*k < {N0_SHARE:.0%} of the budget")
     return 0
 
 
@@ -168,6 +200,13 @@ def cmd_validate(args) -> int:
                  problem_params=parse_pairs(args.problem_param, "--problem-param"),
                  **parse_pairs(args.param, "--param"))
     print(json.dumps(v.to_dict()) if args.json else v.row())
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    out = write_report(args.results, args.output, title=args.title, top=args.top)
+    print(f"rands: wrote {out} ({out.stat().st_size:,} bytes)", file=sys.stderr)
     return 0
 
 
@@ -186,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     r.add_argument("--checkpoint", help="checkpoint path (overrides [run] checkpoint)")
     r.add_argument("--output", help="write the result JSON here")
+    r.add_argument("--quiet", action="store_true",
+                   help="no progress bar (it is on by default when stderr is a terminal)")
     r.set_defaults(func=cmd_run)
 
     def problem_procedure(p):
@@ -211,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     problem_procedure(v)
     v.add_argument("--macroreps", type=int, default=100)
     v.set_defaults(func=cmd_validate)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page (plots embedded) for result JSON files")
+    rp.add_argument("results", nargs="+", metavar="RESULT.json",
+                    help="selection or validation result(s); several are also compared side by side")
+    rp.add_argument("-o", "--output", default="report.html", help="the HTML file to write")
+    rp.add_argument("--title", help="page title")
+    rp.add_argument("--top", type=int, default=20, help="leading systems listed and plotted")
+    rp.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="select the best of the 3,249 flow-line alternatives")
     d.add_argument("--output", default="rands_demo_output")

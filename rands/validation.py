@@ -24,7 +24,7 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[f
     den = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / den
     half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
 @dataclass
@@ -45,13 +45,54 @@ class ValidationResult:
     delta: float
     selected: np.ndarray = field(repr=False)
     samples: np.ndarray = field(repr=False)
+    correct: np.ndarray | None = field(default=None, repr=False)   # per macroreplication
+    good: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        per_rep = {"selected": np.asarray(self.selected).tolist(),
+                   "samples": np.asarray(self.samples).tolist()}
+        for name in ("correct", "good"):
+            if getattr(self, name) is not None:
+                per_rep[name] = np.asarray(getattr(self, name), dtype=bool).tolist()
         return {"procedure": self.procedure, "params": self.params, "problem": self.problem,
                 "macroreps": self.macroreps, "pcs": self.pcs, "pcs_ci": list(self.pcs_ci),
                 "pgs": self.pgs, "pgs_ci": list(self.pgs_ci), "mean_samples": self.mean_samples,
                 "sd_samples": self.sd_samples, "mean_wall_time": self.mean_wall_time,
-                "delta": self.delta}
+                "delta": self.delta, **per_rep}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ValidationResult":
+        """Inverse of :meth:`to_dict` (per-macroreplication arrays when recorded)."""
+        def arr(name, dtype):
+            return None if d.get(name) is None else np.asarray(d[name], dtype=dtype)
+        return cls(procedure=d["procedure"], params=d.get("params", {}), problem=d.get("problem", {}),
+                   macroreps=int(d["macroreps"]), pcs=float(d["pcs"]), pcs_ci=tuple(d["pcs_ci"]),
+                   pgs=float(d["pgs"]), pgs_ci=tuple(d["pgs_ci"]), mean_samples=float(d["mean_samples"]),
+                   sd_samples=float(d["sd_samples"]), mean_wall_time=float(d["mean_wall_time"]),
+                   delta=float(d["delta"]), selected=arr("selected", np.int64),
+                   samples=arr("samples", np.int64), correct=arr("correct", bool), good=arr("good", bool))
+
+    def to_frame(self, summary: bool = False):
+        """A pandas DataFrame: one row per macroreplication (``selected, samples, correct,
+        good``), or with ``summary=True`` one row of estimates (procedure, PCS, PGS and their
+        Wilson intervals, samples) that concatenates across procedures. Needs pandas."""
+        from .results import _pandas
+        pd = _pandas()
+        if summary:
+            return pd.DataFrame([{
+                "procedure": self.procedure, "macroreps": self.macroreps, "pcs": self.pcs,
+                "pcs_low": self.pcs_ci[0], "pcs_high": self.pcs_ci[1], "pgs": self.pgs,
+                "pgs_low": self.pgs_ci[0], "pgs_high": self.pgs_ci[1],
+                "mean_samples": self.mean_samples, "sd_samples": self.sd_samples,
+                "mean_wall_time": self.mean_wall_time, **{f"param_{k}": v for k, v in self.params.items()
+                                                          if np.ndim(v) == 0}}])
+        cols = {"selected": np.asarray(self.selected), "samples": np.asarray(self.samples)}
+        for name in ("correct", "good"):
+            if getattr(self, name) is not None:
+                cols[name] = np.asarray(getattr(self, name), dtype=bool)
+        frame = pd.DataFrame(cols)
+        frame.index.name = "macrorep"
+        return frame
 
     def row(self) -> str:
         return (f"{self.procedure:8s} PCS {self.pcs:.3f} [{self.pcs_ci[0]:.3f}, {self.pcs_ci[1]:.3f}]  "
@@ -98,4 +139,5 @@ def validate(problem, procedure, *, macroreps: int, seed, problem_params: dict |
         pcs_ci=wilson_interval(correct, macroreps), pgs=good_sel / macroreps,
         pgs_ci=wilson_interval(good_sel, macroreps), mean_samples=float(samples.mean()),
         sd_samples=float(samples.std(ddof=1)) if macroreps > 1 else 0.0,
-        mean_wall_time=wall / macroreps, delta=float(delta), selected=selected, samples=samples)
+        mean_wall_time=wall / macroreps, delta=float(delta), selected=selected, samples=samples,
+        correct=np.isin(selected, best_true), good=good[selected])
