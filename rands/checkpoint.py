@@ -181,15 +181,27 @@ class Checkpointer:
         state.update(meta["scalars"])
         return state
 
+    def verify(self) -> None:
+        """Check an existing checkpoint before a resume starts anything: integrity and run spec."""
+        if not self.exists():
+            return
+        _, meta = self.load_verified()
+        if meta["run_spec"] != self.run_spec:
+            keys = _diff_keys(meta["run_spec"], self.run_spec)
+            raise ParameterError(f"checkpoint {self.path} was written for another run (differs in "
+                                 f"{', '.join(keys)}); use the same configuration to resume, or delete "
+                                 "the checkpoint to start afresh")
+
     def load_verified(self) -> tuple[dict[str, np.ndarray], dict]:
         """The checkpoint's arrays and meta after every integrity check; raises CheckpointDamaged."""
         def damaged(reason: str) -> CheckpointDamaged:
             return CheckpointDamaged(self.path, reason)
 
         try:
-            with np.load(self.path, allow_pickle=False) as data:
-                if not hasattr(data, "files"):
-                    raise damaged("it holds one array, not a rands NPZ archive")
+            data = np.load(self.path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise damaged("it holds one array, not a rands NPZ archive")
+            with data:
                 arrays = {k: data[k] for k in data.files}
         except CheckpointDamaged:
             raise
