@@ -63,10 +63,24 @@ def make(name: str, **params: Any) -> Problem:
         if unknown:
             raise ParameterError(f"unknown parameter(s) {unknown} for problem {name!r}; "
                                  f"valid: {', '.join(valid) if valid else 'none'}")
+    # the class's constraints table (rands.params) and, when k is given, the memory it needs
+    from ..params import validate_params
+    from ..preflight import check_memory
+    owner = f"problem {name!r}"
+    table = getattr(cls, "_parameter_constraints", None)
+    if table is not None:
+        validate_params(table, params, owner, unknown=False)
+    if "k" in params:
+        check_memory(int(params["k"]), what=owner)
     try:
         return cls(**params)
     except TypeError as exc:
         raise ParameterError(f"bad parameters for problem {name!r}: {exc}") from None
+    except ParameterError as exc:
+        text = str(exc)
+        raise ParameterError(text if text.startswith(owner) else f"{owner}: {text}") from None
+    except MemoryError:
+        raise ParameterError(f"{owner} does not fit in memory with {sorted(params)} as given") from None
 
 
 def _init_params(cls) -> list[str] | None:
