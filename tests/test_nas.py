@@ -88,3 +88,44 @@ def test_live_smoke_two_archs_two_replications():
     assert r.means[0] > 50 > r.means[1]
     again = prob.simulate(np.array([0]), np.array([1]), Streams(0, crn=True))
     assert again[0] == pytest.approx(prob.simulate(np.array([0]), np.array([1]), Streams(0, crn=True))[0])
+
+
+def _official_file(tmp_path, mini, extra=None):
+    """A file in the official layout: the API's dict saved with torch.save, as the released .pth files are."""
+    torch = pytest.importorskip("torch")
+    d = to_api_dict(mini)
+    if extra is not None:
+        d["extra"] = extra
+    path = tmp_path / "NAS-Bench-201-tiny.pth"
+    torch.save(d, path)
+    return path
+
+
+def test_from_file_reads_an_official_format_pth_with_the_weights_only_loader(tmp_path):
+    pytest.importorskip("nas_201_api")
+    torch = pytest.importorskip("torch")
+    mini = _tiny_mini(n_archs=5, n_seeds=3, seed=4)
+    path = _official_file(tmp_path, mini)
+    torch.load(path, weights_only=True)  # the layout is plain containers: the restricted unpickler accepts it
+    prob = TabularNAS.from_file(path, dataset="digits", metric="x-valid", hp="200")
+    direct = TabularNAS.from_mini(mini)
+    np.testing.assert_allclose(prob.table, direct.table)
+    assert prob.archs == mini["archs"] and prob.source == path.name
+    # hp '12' (the 'less' records) holds the same table in our layout
+    np.testing.assert_allclose(TabularNAS.from_file(path, dataset="digits", metric="x-valid", hp="12").table,
+                               direct.table)
+
+
+def test_from_file_refuses_a_pickle_with_code_unless_trusted(tmp_path):
+    pytest.importorskip("nas_201_api")
+    mini = _tiny_mini(n_archs=3, n_seeds=2, seed=5)
+    path = _official_file(tmp_path, mini, extra=np.float64(1.5))  # numpy scalar: not allowed when weights_only
+    with pytest.raises(ParameterError, match="trust_pickle"):
+        TabularNAS.from_file(path, dataset="digits", metric="x-valid")
+    prob = TabularNAS.from_file(path, trust_pickle=True, dataset="digits", metric="x-valid")
+    np.testing.assert_allclose(prob.table, TabularNAS.from_mini(mini).table)
+    import torch
+    bad = tmp_path / "notnas.pth"
+    torch.save({"meta_archs": []}, bad)
+    with pytest.raises(ParameterError, match="arch2infos"):
+        TabularNAS.from_file(bad)

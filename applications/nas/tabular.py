@@ -8,8 +8,10 @@ replication r reads the same seed, the tabular analogue of sharing the data
 order and initialization. The truth is the mean over all recorded seeds, so
 PCS/PGS are exact for the table.
 
-The official file is loaded with ``nas_201_api.NASBench201API`` (it is a torch
-pickle written by the benchmark authors: load only files you trust). Our mini
+The official file (a torch pickle of a plain dict) is read with torch's
+weights-only unpickler, which runs no code from the file, and handed to
+``nas_201_api.NASBench201API``; :meth:`TabularNAS.from_file` says what
+``trust_pickle=True`` trusts. Our mini
 benchmark is JSON; :func:`to_api_dict` converts it to the API's dict format.
 """
 from __future__ import annotations
@@ -99,8 +101,18 @@ class TabularNAS(Problem):
                    metric=metric)
 
     @classmethod
-    def from_file(cls, path: str | Path, **kw) -> "TabularNAS":
-        """From a benchmark file: our mini JSON, or an official file through nas_201_api."""
+    def from_file(cls, path: str | Path, *, trust_pickle: bool = False, **kw) -> "TabularNAS":
+        """From a benchmark file: our mini JSON, or an official NAS-Bench-201 ``.pth`` through nas_201_api.
+
+        The official files are torch pickles of a plain dict (``meta_archs``, ``arch2infos``,
+        ``evaluated_indexes``). They are read with ``torch.load(weights_only=True)`` whatever the torch
+        version's default: the restricted unpickler builds only containers, numbers, strings and tensors
+        and runs no code from the file. A file it refuses raises ParameterError; ``trust_pickle=True``
+        then loads it as a full pickle, which executes whatever the file contains: only for a file whose
+        origin you trust (e.g. the authors' release, checked against its published hash). ``kw`` go to
+        :meth:`from_api` (dataset, metric, hp, indices). The API deep-copies the dict: the official
+        2.1 GB file needs about twice that in memory.
+        """
         path = Path(path)
         if not path.is_file():
             raise ParameterError(f"benchmark file {str(path)!r} does not exist")
@@ -111,7 +123,22 @@ class TabularNAS(Problem):
         except ImportError as exc:
             raise ImportError("reading an official NAS-Bench-201 file needs the 'nas' extra: "
                               "pip install 'rands[nas]'") from exc
-        return cls.from_api(NASBench201API(str(path), verbose=False), **kw)
+        import pickle
+
+        import torch
+        try:
+            data = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ParameterError(f"benchmark file {str(path)!r} holds objects the weights-only loader refuses "
+                                 f"({first}); pass trust_pickle=True only if you trust the file (a full "
+                                 "pickle runs code)") from exc
+        if not isinstance(data, dict) or not {"meta_archs", "arch2infos", "evaluated_indexes"} <= set(data):
+            raise ParameterError(f"benchmark file {str(path)!r} is not a NAS-Bench-201 dict (needs keys "
+                                 "'meta_archs', 'arch2infos', 'evaluated_indexes')")
+        api = NASBench201API(data, verbose=False)
+        api.filename = path.name
+        return cls.from_api(api, **kw)
 
     @classmethod
     def from_mini(cls, data: dict, source: str = "mini") -> "TabularNAS":
