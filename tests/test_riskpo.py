@@ -173,8 +173,21 @@ def test_other_estimators_formulas():
     np.testing.assert_allclose(nsr[:4], adv.GRPO()(r[:4], ids[:4]).advantages.numpy())
     neg = adv.NSR(c=1.0, base="none")(r, ids).advantages.numpy()
     np.testing.assert_allclose(neg, np.where(r > 0, 0, -1.0))
-    with pytest.raises(ParameterError, match="same number of responses"):
-        adv.GRPO()(np.zeros(5), np.array([0, 0, 0, 1, 1]))
+    # unequal groups: per-question estimators use each question's own responses; RiskPO refuses or truncates
+    ru = np.array([0, 1, 1, 3.0, 0, 2, 5.0])
+    iu = np.array([0, 0, 0, 1, 1, 7, 0])  # question 0: rows 0,1,2,6; question 1: rows 3,4; question 7: row 5
+    for est in (adv.GRPO(), adv.DrGRPO(), adv.RSGRPO(), adv.NSR()):
+        au = est(ru, iu).advantages.numpy()
+        np.testing.assert_allclose(au[[0, 1, 2, 6]], est(ru[[0, 1, 2, 6]], np.zeros(4, int)).advantages.numpy())
+        np.testing.assert_allclose(au[[3, 4]], est(ru[[3, 4]], np.ones(2, int)).advantages.numpy())
+        assert au[5] == 0.0  # a lone response has no group baseline
+    with pytest.raises(ParameterError, match="unequal_groups='truncate'"):
+        adv.RiskPO(bundle_size=2)(ru, iu)
+    tr = adv.RiskPO(bundle_size=2, unequal_groups="truncate")(ru, iu)
+    a_keep = adv.RiskPO(bundle_size=2)(ru[[0, 1, 3, 4]], iu[[0, 1, 3, 4]]).advantages.numpy()
+    np.testing.assert_allclose(tr.advantages.numpy()[[0, 1, 3, 4]], a_keep)  # first 2 responses of 0 and 1
+    assert tr.advantages[2] == tr.advantages[5] == tr.advantages[6] == 0
+    assert tr.info["frac_truncated"] == pytest.approx(3 / 7)
     with pytest.raises(ParameterError, match="unknown advantage estimator"):
         adv.make_estimator("ppo")
 

@@ -1,5 +1,5 @@
 """RiskPO adapters (TRL, verl: pure functions, lazy imports), policies-as-systems problem, CI smoke run."""
-import importlib.util
+import sys
 import time
 
 import numpy as np
@@ -84,16 +84,17 @@ def test_trl_pure_function_golden():
     np.testing.assert_allclose(a2.numpy().reshape(20, 4), a1.numpy().reshape(20, 4)[perm])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("trl") is not None, reason="TRL installed")
-def test_trl_trainer_needs_trl_only_when_used():
+def test_trl_trainer_needs_trl_only_when_used(monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # as if TRL were not installed
+    monkeypatch.setattr(rp_trl, "_CACHE", {})
     with pytest.raises(ImportError, match="needs TRL"):
         rp_trl.RiskPOGRPOTrainer  # noqa: B018
     with pytest.raises(AttributeError):
         rp_trl.NoSuchThing  # noqa: B018
 
 
-@pytest.mark.skipif(importlib.util.find_spec("verl") is not None, reason="verl installed")
-def test_verl_register_needs_verl_only_when_used():
+def test_verl_register_needs_verl_only_when_used(monkeypatch):
+    monkeypatch.setitem(sys.modules, "verl.trainer.ppo.core_algos", None)  # as if verl were not installed
     with pytest.raises(ImportError, match="needs verl"):
         rp_verl.register()
 

@@ -67,21 +67,58 @@ def _sign_info(a: torch.Tensor) -> dict[str, float]:
             "frac_zero": float((a.abs() <= 1e-12).double().mean())}
 
 
+def _index_matrix(inv: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(Q', G) batch positions of the questions in ``rows`` (all of one group size G), in id order."""
+    order = rows[np.argsort(inv[rows], kind="stable")]
+    q = len(np.unique(inv[rows]))
+    return order.reshape(q, len(rows) // q)
+
+
 class AdvantageEstimator:
-    """Base class: ``__call__(rewards, question_ids, bundle_ids=None) -> AdvantageResult``."""
+    """Base class: ``__call__(rewards, question_ids, bundle_ids=None, *, update=True) -> AdvantageResult``.
+
+    ``update=False`` (evaluation batches) leaves any state (RiskPO's tracker) unchanged.
+    Unequal group sizes (multi-turn rollouts, excluded unscorable responses): per-question
+    estimators (``per_question = True``: GRPO, Dr.GRPO, RS-GRPO, NSR) compute each
+    question's advantages from its own responses, exactly as with equal groups; a question
+    with one response gets 0 (no group baseline). RiskPO couples questions through bundles
+    and refuses unequal groups unless built with ``unequal_groups="truncate"``.
+    """
 
     name = ""
+    per_question = True
 
-    def __call__(self, rewards, question_ids, bundle_ids=None) -> AdvantageResult:
+    def __call__(self, rewards, question_ids, bundle_ids=None, *, update: bool = True) -> AdvantageResult:
         r = _as_rewards(rewards)
-        if len(np.asarray(question_ids)) != r.numel():
-            raise ParameterError(f"question_ids has length {len(np.asarray(question_ids))}, rewards {r.numel()}")
-        uniq, idx = group_matrix(question_ids)
-        a = self._compute(r[torch.as_tensor(idx)], uniq, bundle_ids, idx)
-        adv = _scatter(a, idx, r.numel())
-        return AdvantageResult(adv, {**self._info, **_sign_info(adv)})
+        ids = np.asarray(question_ids)
+        if len(ids) != r.numel():
+            raise ParameterError(f"question_ids has length {len(ids)}, rewards {r.numel()}")
+        if ids.ndim != 1 or ids.size == 0:
+            raise ParameterError(f"question_ids must be a non-empty 1-d array, got shape {ids.shape}")
+        self._update = bool(update)
+        uniq, inv, counts = np.unique(ids, return_inverse=True, return_counts=True)
+        if counts.min() == counts.max():
+            uniq, idx = group_matrix(ids)
+            adv = _scatter(self._compute(r[torch.as_tensor(idx)], uniq, bundle_ids, idx), idx, r.numel())
+            return AdvantageResult(adv, {**self._info, **_sign_info(adv)})
+        return self._unequal(r, uniq, inv, counts, bundle_ids)
+
+    def _unequal(self, r, uniq, inv, counts, bundle_ids) -> AdvantageResult:
+        adv = torch.zeros(r.numel(), dtype=torch.float64)
+        info: dict[str, float] = {}
+        for G in np.unique(counts):
+            if G < 2:
+                continue
+            rows = np.flatnonzero(counts[inv] == G)
+            idx = _index_matrix(inv, rows)
+            adv[torch.as_tensor(idx.reshape(-1))] = self._compute(r[torch.as_tensor(idx)], uniq[inv[idx[:, 0]]],
+                                                                  bundle_ids, idx).reshape(-1)
+            info.update(self._info)
+        info["frac_singleton_questions"] = float((counts == 1).mean())
+        return AdvantageResult(adv, {**info, **_sign_info(adv)})
 
     _info: dict = {}
+    _update: bool = True
 
     def _compute(self, r: torch.Tensor, uniq: np.ndarray, bundle_ids, idx: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
@@ -218,12 +255,13 @@ class RiskPO(AdvantageEstimator):
     """
 
     name = "riskpo"
+    per_question = False
 
     def __init__(self, alpha: float = 0.2, beta: float = 0.8, w: float = 1.5, bundle_size: int = 5,
                  quantiles: str = "bundle", natural_baseline: bool = True, credit: str = "std",
                  scale: str = "auto", tracker_lr: float = 0.1, tracker_decay: float = 0.0,
                  terms: Sequence[RiskTerm] | None = None, bundle_seed: int = 0,
-                 allreduce: Callable | None = None):
+                 allreduce: Callable | None = None, unequal_groups: str = "error"):
         if terms is None:
             if not (0 < alpha < beta <= 1):
                 raise ParameterError(f"need 0 < alpha < beta <= 1, got alpha={alpha}, beta={beta}")
@@ -239,6 +277,9 @@ class RiskPO(AdvantageEstimator):
             raise ParameterError(f"credit must be one of {CREDIT_MODES}, got {credit!r}")
         if scale not in ("auto", "bundle_std", "batch_std", "none"):
             raise ParameterError(f"scale must be 'auto', 'bundle_std', 'batch_std' or 'none', got {scale!r}")
+        if unequal_groups not in ("error", "truncate"):
+            raise ParameterError(f"unequal_groups must be 'error' or 'truncate', got {unequal_groups!r}")
+        self.unequal_groups = unequal_groups
         self.bundle_size = int(bundle_size)
         self.quantiles = quantiles
         self.natural_baseline = bool(natural_baseline)
@@ -268,14 +309,15 @@ class RiskPO(AdvantageEstimator):
         elif self.quantiles == "batch":
             q = {u: v.reshape(1, 1) for u, v in linear_quantiles(X.reshape(-1), self.levels, dim=0).items()}
         else:
-            if not self.tracker.initialized:
-                self.tracker.warm_start(X.reshape(-1))
-                fresh = True
+            fresh = not self.tracker.initialized
+            if fresh and not self._update:  # evaluation before any training batch: batch quantiles, no state
+                q = {u: v.reshape(1, 1) for u, v in linear_quantiles(X.reshape(-1), self.levels, dim=0).items()}
             else:
-                fresh = False
-            q = {u: torch.tensor([[self.tracker.quantile(u)]], dtype=torch.float64) for u in self.levels}
+                if fresh:
+                    self.tracker.warm_start(X.reshape(-1))
+                q = {u: torch.tensor([[self.tracker.quantile(u)]], dtype=torch.float64) for u in self.levels}
         g, parts = mvar_weights(X, q, self.terms, natural_baseline=self.natural_baseline)
-        if self.quantiles == "tracked" and not fresh:
+        if self.quantiles == "tracked" and not fresh and self._update:
             self.tracker.update(X.reshape(-1), self.allreduce)
         if self.scale == "bundle_std":
             s = X.std(1, keepdim=True) if X.shape[1] > 1 else torch.ones(X.shape[0], 1, dtype=X.dtype)
@@ -322,6 +364,29 @@ class RiskPO(AdvantageEstimator):
         A_b, info = self.bundle_advantages(X)
         self._info = info
         return self._credit(A_b[torch.as_tensor(b)], r, b)
+
+    def _unequal(self, r, uniq, inv, counts, bundle_ids) -> AdvantageResult:
+        if self.unequal_groups == "error":
+            raise ParameterError(
+                f"RiskPO needs the same number of responses per question (bundle realisations pair the j-th "
+                f"responses); got {counts.min()} to {counts.max()}. Build RiskPO(unequal_groups='truncate') to keep "
+                f"the first min-G responses of each question (the rest get advantage 0), or use a per-question "
+                f"estimator (grpo, drgrpo, rsgrpo, nsr)")
+        ok = counts >= 2
+        if not ok.any():
+            raise ParameterError("RiskPO needs at least one question with >= 2 responses")
+        gmin = int(counts[ok].min())
+        order = np.argsort(inv, kind="stable")  # rank of each response within its question, batch order
+        start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(len(inv), dtype=np.int64)
+        rank[order] = np.arange(len(inv)) - start[inv[order]]
+        keep = np.flatnonzero(ok[inv] & (rank < gmin))
+        sub = self(r[torch.as_tensor(keep)], uniq[inv[keep]],
+                   None if bundle_ids is None else np.asarray(bundle_ids)[keep], update=self._update)
+        adv = torch.zeros(r.numel(), dtype=torch.float64)
+        adv[torch.as_tensor(keep)] = sub.advantages
+        return AdvantageResult(adv, {**sub.info, "frac_truncated": 1.0 - len(keep) / len(inv),
+                                     **_sign_info(adv)})
 
     def state_dict(self) -> dict:
         return {"tracker": self.tracker.state_dict()}

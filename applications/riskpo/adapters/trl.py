@@ -19,8 +19,20 @@ Keep ``scale_rewards="none"``-style settings: global whitening destroys RiskPO's
 structure (reference note section 11). Written against TRL 1.x internals
 (``_calculate_rewards``, ``_generate_and_score_completions``); they are private and may move.
 
+What the trainer honours (each tested against TRL 1.16 in ``tests/test_trl.py``):
+
+- evaluation groups have ``num_generations_eval`` completions (training: ``num_generations``);
+- ``multi_objective_aggregation``: "sum_then_normalize" feeds the weighted sum of the reward
+  functions to the estimator; "normalize_then_sum" feeds TRL's per-group, per-function
+  normalised weighted sum (:func:`aggregate_rewards`), the estimator replacing TRL's final
+  batch standardisation;
+- unscorable completions (every reward function returned None) are excluded: the estimator
+  sees only the scorable completions of each group (unequal groups, see
+  :class:`~rands.applications.riskpo.advantages.AdvantageEstimator`) and they get advantage 0;
+- evaluation batches never change estimator state (RiskPO's quantile tracker).
+
 ``RiskPOGRPOTrainer`` is built on first access, so importing this module works without TRL;
-the pure function :func:`grouped_advantages` is what the trainer calls.
+the pure functions :func:`aggregate_rewards` and :func:`grouped_advantages` are what the trainer calls.
 """
 from __future__ import annotations
 
@@ -40,12 +52,56 @@ def prompt_key(text) -> int:
     return int.from_bytes(h, "little") >> 1
 
 
+def _nanstd(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """NaN-ignoring std with Bessel's correction (NaN below 2 values), as TRL's ``nanstd``."""
+    m = torch.nanmean(x, dim=dim, keepdim=True)
+    n = (~torch.isnan(x)).sum(dim=dim, keepdim=True)
+    v = torch.nanmean((x - m) ** 2, dim=dim, keepdim=True) * n / (n - 1)
+    return torch.where(n > 1, v, torch.full_like(v, float("nan"))).sqrt()
+
+
+AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
+
+
+def aggregate_rewards(rewards_per_func: torch.Tensor, weights, num_generations: int,
+                      aggregation: str = "sum_then_normalize") -> torch.Tensor:
+    """One reward (N,) per completion from (N, F) per-function rewards (NaN = function returned None).
+
+    "sum_then_normalize": weighted sum over functions (NaN ignored). "normalize_then_sum": each
+    function z-scored within its group of ``num_generations`` (TRL's nanstd + 1e-4), then the
+    weighted sum. Rows where every function is NaN (unscorable) stay NaN.
+    """
+    rpf = torch.as_tensor(rewards_per_func).detach().to(torch.float64).cpu()
+    if rpf.ndim != 2:
+        raise ParameterError(f"rewards_per_func must be (N, F), got shape {tuple(rpf.shape)}")
+    w = torch.as_tensor(weights).detach().to(torch.float64).cpu().reshape(1, -1)
+    if w.shape[1] != rpf.shape[1]:
+        raise ParameterError(f"{w.shape[1]} reward weights for {rpf.shape[1]} reward functions")
+    unscorable = torch.isnan(rpf).all(dim=1)
+    if aggregation == "sum_then_normalize":
+        r = (rpf * w).nansum(dim=1)
+    elif aggregation == "normalize_then_sum":
+        G = int(num_generations)
+        if rpf.shape[0] % G:
+            raise ParameterError(f"{rpf.shape[0]} completions are not whole groups of {G}")
+        g = rpf.reshape(-1, G, rpf.shape[1])
+        std = _nanstd(g, 1) if G > 1 else torch.zeros_like(g[:, :1])
+        z = ((g - torch.nanmean(g, dim=1, keepdim=True)) / (std + 1e-4)).reshape(rpf.shape)
+        r = (z * w).nansum(dim=1)
+    else:
+        raise ParameterError(f"multi_objective_aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    r[unscorable] = float("nan")
+    return r
+
+
 def grouped_advantages(rewards: torch.Tensor, num_generations: int, estimator: AdvantageEstimator,
-                       prompts: Sequence | None = None, bundle_seed: int = 0) -> tuple[torch.Tensor, dict]:
+                       prompts: Sequence | None = None, bundle_seed: int = 0, update: bool = True
+                       ) -> tuple[torch.Tensor, dict]:
     """Advantages (N,) for rewards (N,) laid out as contiguous groups of ``num_generations``.
 
+    NaN rewards (unscorable completions) are excluded from the estimator and get advantage 0.
     ``prompts`` (length N, or N / G one per group) give stable bundle ids; without them
-    bundles follow group order.
+    bundles follow group order. ``update=False`` leaves the estimator's state unchanged.
     """
     r = torch.as_tensor(rewards).detach().to(torch.float64).cpu().reshape(-1)
     G = int(num_generations)
@@ -70,8 +126,14 @@ def grouped_advantages(rewards: torch.Tensor, num_generations: int, estimator: A
         else:
             b = np.arange(Q) // int(B)
         bundle_ids = np.repeat(b, G)
-    res = estimator(r, qids, bundle_ids=bundle_ids)
-    return res.advantages, res.info
+    ok = ~torch.isnan(r)
+    if not bool(ok.any()):
+        return torch.zeros_like(r), {"frac_unscorable": 1.0}
+    keep = np.flatnonzero(ok.numpy())
+    res = estimator(r[ok], qids[keep], bundle_ids=None if bundle_ids is None else bundle_ids[keep], update=update)
+    adv = torch.zeros_like(r)
+    adv[ok] = res.advantages
+    return adv, {**res.info, "frac_unscorable": float(1.0 - ok.double().mean())}
 
 
 def _build_trainer():
@@ -101,15 +163,19 @@ def _build_trainer():
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
             rewards_per_func, all_prompts = self._rands_stash
-            w = self.reward_weights.to(rewards_per_func.device)
-            rewards = (rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
-            adv, info = grouped_advantages(rewards, self.num_generations, self.advantage_estimator,
-                                           prompts=all_prompts)
+            mode = "train" if self.model.training else "eval"
+            G = self.num_generations if mode == "train" else self.num_generations_eval
+            rewards = aggregate_rewards(rewards_per_func, self.reward_weights, G,
+                                        getattr(self, "multi_objective_aggregation", "sum_then_normalize"))
+            if G < 2:  # num_generations_eval = 1: no group baseline, advantage 0 (as TRL)
+                adv, info = torch.zeros_like(rewards), {}
+            else:
+                adv, info = grouped_advantages(rewards, G, self.advantage_estimator, prompts=all_prompts,
+                                               update=mode == "train")
             n_local = output["advantages"].shape[0]
             start = self.accelerator.process_index * n_local
             output["advantages"] = adv[start:start + n_local].to(output["advantages"].dtype).to(
                 output["advantages"].device)
-            mode = "train" if self.model.training else "eval"
             for k, v in info.items():
                 self._metrics[mode][f"rands/{k}"].append(float(v))
             return output
