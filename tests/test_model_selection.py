@@ -422,7 +422,7 @@ def test_sklearn_problem_by_name_and_allow_list():
                        ("sklearn.svm._base", "private"), ("SVC", "dotted class name")]:
         with pytest.raises(ParameterError, match=match):
             rands.problems.make("sklearn", estimator=bad, param_grid={"C": [1, 2]}, dataset="iris")
-    with pytest.raises(ParameterError, match="dataset must be one of"):
+    with pytest.raises(ParameterError, match="dataset must be"):
         rands.problems.make("sklearn", estimator="sklearn.svm.SVC", param_grid={"C": [1, 2]},
                             dataset="/etc/passwd")
 

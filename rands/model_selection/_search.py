@@ -77,8 +77,18 @@ class RSSearchCV(MetaEstimatorMixin, BaseEstimator):
     best_index_, best_params_, best_score_ (the selected candidate's mean split score; biased
     upward by selection), best_estimator_ (if refit), cv_results_ (dict of arrays: params,
     param_<name>, mean_test_score, std_test_score, n_replications, rank_test_score, status,
-    eliminated_at), n_fits_ (fits of the search, refit excluded), selection_ (the engine's
-    SelectionResult), guarantee_, scorer_, refit_time_, n_features_in_, classes_.
+    eliminated_at), n_fits_ (fits performed, refit excluded: the replications used plus the
+    few spare ones the engine's look-ahead may simulate for cheap fits; pass ``lookahead=1``
+    to KN/KT to draw one stage at a time), selection_ (the engine's SelectionResult; its
+    ``total_samples`` are the replications used), guarantee_, scorer_, refit_time_,
+    n_features_in_, classes_.
+
+    cv_results_ columns: ``n_replications`` (splits the procedure used), ``status``
+    ("selected", "eliminated", "not selected" for fixed-budget procedures, "failed"),
+    ``eliminated_at`` (the replication count at which an eliminated candidate stopped, -1
+    otherwise), ``rank_test_score`` (1 for the selected candidate, then by mean; failed last).
+    Means and standard deviations (ddof=0) are over each candidate's used splits in split
+    order, the same numbers on every backend.
 
     Kim & Nelson (2001) ACM TOMACS 11(3); Zhong & Hong (2022) Oper. Res. (KT); Zhang & Peng
     (2024) arXiv 2402.02196 (P3C); Chen et al. (2000) DEDS 10 (OCBA).
