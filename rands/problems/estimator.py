@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ParameterError, SimulationError
 from ..streams import Streams, generator_for
+from ..params import Interval, Mapping_, NoneValue, Options, Sequence_, String, optional
 from .base import Problem, check_block
 
 __all__ = ["EstimatorProblem", "SklearnProblem", "from_estimator", "SKLEARN_MODULES", "DATASETS"]
@@ -250,6 +251,13 @@ class SklearnProblem(EstimatorProblem):
     """
 
     name = "sklearn"
+    _parameter_constraints = {
+        "estimator": [String("a dotted estimator class name such as 'sklearn.svm.SVC'")],
+        "param_grid": [Mapping_(), Sequence_(Mapping_(), what="a list of tables of value lists")],
+        "dataset": [Options(DATASETS)], "estimator_params": optional([Mapping_()]),
+        "scoring": optional([String("a scorer name")]),
+        "test_size": [Interval(float, 0.0, 1.0, closed="neither")],
+        "error_score": [Options(("raise",)), Interval(float, None, None)]}
 
     def __init__(self, estimator: str, param_grid, dataset: str, *, estimator_params: dict | None = None,
                  scoring: str | None = None, test_size: float = 0.25, error_score="raise"):

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ParameterError, SimulationError
 from ..streams import Streams
+from ..params import Boolean, Callable_, InstanceOf, Mapping_, Sequence_, String, optional
 from .base import Problem, check_block
 
 __all__ = ["SimOptProblem", "from_simopt", "simopt_models"]
@@ -151,6 +152,13 @@ class SimOptProblem(Problem):
 
     name = "simopt"
     true_means = None
+    _parameter_constraints = {"model": [String("a SimOpt model name such as 'SSCONT'"),
+                                        InstanceOf(type, "a SimOpt Model subclass")],
+                              "grid": [Mapping_(), Sequence_(Mapping_(), what="a list of {factor: value} "
+                                                                             "settings")],
+                              "factors": optional([Mapping_()]),
+                              "response": optional([String("a response name"), Callable_()]),
+                              "minimize": [Boolean()]}
 
     def __init__(self, model="SSCONT", grid=None, factors: Mapping[str, Any] | None = None,
                  response: str | Callable[[dict], float] | None = None, minimize: bool = False):
