@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ParameterError, SimulationError
 from ..streams import Streams
-from ..params import Boolean, Callable_, InstanceOf, Mapping_, Sequence_, String, optional
+from ..params import Boolean, Callable_, InstanceOf, Mapping_, NoneValue, Sequence_, String, optional
 from .base import Problem, check_block
 
 __all__ = ["SimOptProblem", "from_simopt", "simopt_models"]
@@ -155,7 +155,8 @@ class SimOptProblem(Problem):
     _parameter_constraints = {"model": [String("a SimOpt model name such as 'SSCONT'"),
                                         InstanceOf(type, "a SimOpt Model subclass")],
                               "grid": [Mapping_(), Sequence_(Mapping_(), what="a list of {factor: value} "
-                                                                             "settings")],
+                                                                             "settings"),
+                                       NoneValue()],
                               "factors": optional([Mapping_()]),
                               "response": optional([String("a response name"), Callable_()]),
                               "minimize": [Boolean()]}

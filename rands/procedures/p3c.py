@@ -104,7 +104,7 @@ class _Pipeline(Procedure):
     assumptions = "normal outputs; CRN (correlation clustering needs it)"
     supports_crn = True
     reference = "Zhang & Peng (2024), arXiv 2402.02196 (design ours)"
-    _parameter_constraints = {"base": [*NAME, Options(("greedy",))], "alpha": ALPHA, "delta": DELTA,
+    _parameter_constraints = {"base": optional([*NAME, Options(("greedy",))]), "alpha": ALPHA, "delta": DELTA,
                               "n0": ints(2), "final": optional(NAME), "alpha_split": PROBABILITY_OPEN,
                               "base_params": optional([Mapping_()]), "max_pairwise": ints(2),
                               "large_base": optional(NAME), "large_base_params": optional([Mapping_()]),
