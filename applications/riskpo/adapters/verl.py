@@ -30,8 +30,9 @@ from ....errors import ParameterError
 from ..advantages import AdvantageEstimator, make_estimator
 
 _ESTIMATORS: dict[str, AdvantageEstimator] = {}
+_ADV_FNS: dict[str, Any] = {}
 _RISKPO_KEYS = ("alpha", "beta", "w", "bundle_size", "quantiles", "natural_baseline", "credit", "scale",
-                "tracker_lr", "tracker_decay", "bundle_seed")
+                "tracker_lr", "tracker_decay", "bundle_seed", "unequal_groups")
 
 
 def _get(cfg: Any, key: str, default=None):
@@ -85,13 +86,24 @@ def compute_advantages(token_level_rewards: torch.Tensor, response_mask: torch.T
     if len(qids) != scores.numel():
         raise ParameterError(f"index has {len(qids)} entries, batch has {scores.numel()}")
     bundle_ids = None if bundle_size is None else qids // int(bundle_size)
+    counts = np.bincount(qids)
+    if counts.min() != counts.max() and not getattr(estimator, "per_question", True) and \
+            getattr(estimator, "unequal_groups", "error") == "error":
+        raise ParameterError(
+            f"verl passed uids with {counts.min()} to {counts.max()} rows each; {estimator.name} needs equal groups. "
+            f"verl >= 0.9's v1 trainer gives one row per turn of a multi-turn rollout (and drops sessions that "
+            f"return None). Set +algorithm.{estimator.name}.unequal_groups=truncate (each uid keeps its first "
+            f"min-G rows, the rest get advantage 0), use a per-question estimator (grpo, rsgrpo, nsr), or roll out "
+            f"single-turn with a fixed rollout.n")
     res = estimator(scores, qids, bundle_ids=bundle_ids)
     adv = res.advantages.to(token_level_rewards.dtype).to(token_level_rewards.device)[:, None] * response_mask
     return adv, adv, res.info
 
 
 def make_adv_fn(name: str = "riskpo"):
-    """A function with verl's advantage-estimator signature for estimator ``name``."""
+    """The function (one per name, cached) with verl's advantage-estimator signature for estimator ``name``."""
+    if name in _ADV_FNS:
+        return _ADV_FNS[name]
 
     def compute_rands_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, config=None,
                                 index=None, **kwargs):
@@ -103,17 +115,27 @@ def make_adv_fn(name: str = "riskpo"):
         return adv, ret
 
     compute_rands_advantage.__name__ = f"compute_{name}_outcome_advantage"
+    compute_rands_advantage.rands_estimator = name
+    _ADV_FNS[name] = compute_rands_advantage
     return compute_rands_advantage
 
 
 def register(names=("riskpo",)) -> None:
-    """Register estimators with verl's ``register_adv_est`` (imports verl; clear error if absent)."""
+    """Register estimators with verl's ``register_adv_est`` (imports verl; clear error if absent).
+
+    Idempotent: a name already in verl's registry (registered by an earlier call, by
+    ``VERL_USE_EXTERNAL_MODULES``, or verl's own, e.g. "grpo") is left as it is.
+    """
     try:
+        from verl.trainer.ppo import core_algos
         from verl.trainer.ppo.core_algos import register_adv_est
     except ImportError as exc:
         raise ImportError("the verl adapter needs verl >= 0.4.1 (pip install verl); the pure functions "
                           "compute_advantages / estimator_from_config work without it") from exc
+    registry = getattr(core_algos, "ADV_ESTIMATOR_REGISTRY", {})
     for n in names:
+        if registry.get(n) is not None:
+            continue  # registered already (by rands, possibly another import of it), or verl's own (grpo)
         register_adv_est(n)(make_adv_fn(n))
 
 
