@@ -116,19 +116,26 @@ class RSSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.seed = seed
         self.error_score = error_score
         self.progress = progress
-        self._procedure_param_names = tuple(sorted(procedure_params))
         for key, value in procedure_params.items():
             setattr(self, key, value)
 
     # ------------------------------------------------------------ scikit-learn protocol
+    @property
+    def _procedure_param_names(self) -> tuple[str, ...]:
+        """The **procedure_params given to __init__: public attributes that are not named
+        parameters and not fitted attributes (no trailing underscore)."""
+        named = set(self._get_param_names())
+        return tuple(sorted(key for key in vars(self)
+                            if key not in named and not key.startswith("_") and not key.endswith("_")))
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         out = super().get_params(deep=deep)
-        for key in getattr(self, "_procedure_param_names", ()):
+        for key in self._procedure_param_names:
             out[key] = getattr(self, key)
         return out
 
     def set_params(self, **params):
-        extra = getattr(self, "_procedure_param_names", ())
+        extra = self._procedure_param_names
         for key in list(params):
             if key in extra:
                 setattr(self, key, params.pop(key))
