@@ -148,6 +148,7 @@ def test_select_finds_best_newsvendor_quantity():
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(model="NOPE", grid={"s": [1, 2]}), "unknown SimOpt model 'NOPE'; valid: AMUSEMENTPARK"),
     (dict(model="SSCONT", grid={"ss": [1, 2]}), "unknown factor(s) ['ss'] for SimOpt model SSCONT; valid:"),
+    (dict(model="SSCONT-1", grid={"s": [1, 2]}), "'SSCONT-1' is a SimOpt problem, not a model: its model is 'SSCONT'"),
     (dict(model="SSCONT", grid={"s": [1, 2]}, response="cost"),
      "unknown response 'cost' of SimOpt model SSCONT; valid: avg_backorder_costs"),
     (dict(model="SSCONT", grid={"s": [700, 800]}), "has several responses: pass response="),

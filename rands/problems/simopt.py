@@ -61,6 +61,10 @@ def _model_class(model) -> type:
         by_long = {c.class_name.lower(): c for c in models.values()}
         if model.strip().lower() in by_long:
             return by_long[model.strip().lower()]
+    if isinstance(model, str) and model.strip().upper() in directory.problem_directory:
+        owner = directory.problem_directory[model.strip().upper()].model_class.class_name_abbr
+        raise ParameterError(f"{model!r} is a SimOpt problem, not a model: its model is {owner!r} "
+                             f"(valid models: {', '.join(sorted(models))})")
     raise ParameterError(f"unknown SimOpt model {model!r}; valid: {', '.join(sorted(models))}")
 
 
