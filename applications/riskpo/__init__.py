@@ -7,6 +7,7 @@ Modules (torch is imported here, never by ``rands`` itself):
   ``est(rewards, question_ids, bundle_ids=None) -> AdvantageResult``.
 - ``losses``: PPO-clip surrogate with token-mean (and GRPO / Dr.GRPO) aggregation.
 - ``metrics``: unbiased pass@k.
+- ``bias``: exact expected update vs the MVaR gradient (quantile bias by sample size).
 - ``adapters.trl`` / ``adapters.verl``: framework integrations (frameworks imported lazily).
 - ``task``, ``policy``, ``train``: the Countdown-3 CPU-scale reproduction.
 - ``problem``: trained policies as R&S systems (``rands.select`` picks the best checkpoint).

@@ -252,6 +252,24 @@ class RiskPO(AdvantageEstimator):
     "uniform", "std" (/ per-question reward std, 1 if <= 1e-3), "sum-mean" (share
     (r - mean_q) / sum_k (r_k - mean_k), equal split if that sum is ~0) or "score"
     (x0.5 correct, x1.5 incorrect; correct = reward > 0).
+
+    What each quantile mode optimises (exact enumeration, :mod:`.bias`,
+    ``tests/test_riskpo_bias.py``, ``studies/riskpo/bias_table.md``): weights at the TRUE
+    quantiles give an unbiased MVaR gradient; sample quantiles from the same n scores do not.
+
+    - "bundle" (released): n = G. Not the MVaR of the score distribution: its expected update is
+      off the true MVaR gradient by 31% (G = 5), 35% (G = 8), 28% (16), 10% (64) in relative norm
+      (cosine 0.985-0.998, norm 1.07-1.30x), and closer to the gradient of E[MVaR of a bundle's
+      G-score empirical distribution] (23% at G = 5, 3% at G = 64): the mean of per-bundle MVaRs,
+      a different, G-dependent objective.
+    - "batch": pooled over all bundle scores of the batch (n = bundles x G): the MVaR of the whole
+      score distribution, bias 10% at n = 64, 3.5% at n = 128, shrinking as the batch grows.
+    - "tracked": the tracker's fixed point is the true quantiles, where the update is exactly
+      unbiased for the MVaR of the whole distribution (decaying step sizes for convergence).
+    Numbers are for a 4-outcome score distribution under the released terms; the bias is
+    problem-dependent, its sign and size are not guaranteed elsewhere. ``unequal_groups``:
+    "error" (default) or "truncate" (each question keeps its first min-G responses; the others
+    get advantage 0).
     """
 
     name = "riskpo"
