@@ -63,12 +63,14 @@ def machine_memory() -> tuple[int, int]:
 
 
 def estimate_memory(k: int, n0: int = 0, budget: int | None = None, workers: int = 0) -> int:
-    """Bytes a run of k systems allocates: per-system state, the first-stage block of
-    min(k*n0, budget) samples, and ``workers`` worker processes each holding a problem copy."""
+    """Bytes a run of k systems allocates: per-system state, the largest block drawn at once
+    (the first stage, min(k*n0, budget) samples, or one system's equal share budget/k of a
+    fixed budget, which equal allocation draws in one block), and ``workers`` worker
+    processes each holding a problem copy."""
     k, n0 = int(k), int(n0)
     first = k * n0
     if budget is not None:
-        first = min(first, int(budget))
+        first = max(min(first, int(budget)), int(budget) // max(k, 1))
     per_worker = BYTES_PER_WORKER + 24 * k
     return BYTES_PER_SYSTEM * k + BYTES_PER_FIRST_STAGE_SAMPLE * first + int(workers) * per_worker
 
@@ -89,15 +91,17 @@ def check_memory(k: int, n0: int = 0, budget: int | None = None, workers: int = 
     need = estimate_memory(k, n0, budget, workers)
     total, available = machine_memory()
     if available and need > available:
-        parts = [f"k={k:,} systems x {BYTES_PER_SYSTEM} B"]
-        if n0:
-            parts.append(f"first stage {k:,} x n0={n0:,}" + (f" (budget {budget:,})" if budget else "")
-                         + f" x {BYTES_PER_FIRST_STAGE_SAMPLE} B")
+        parts = [f"{k:,} systems x {BYTES_PER_SYSTEM} B"]
+        if n0 or budget:
+            block = (need - BYTES_PER_SYSTEM * k - workers * (BYTES_PER_WORKER + 24 * k)) // \
+                BYTES_PER_FIRST_STAGE_SAMPLE
+            parts.append(f"a block of {block:,} samples (k={k:,}, n0={n0:,}"
+                         + (f", budget {budget:,}" if budget else "") + f") x {BYTES_PER_FIRST_STAGE_SAMPLE} B")
         if workers:
             parts.append(f"{workers:,} workers x {_human(BYTES_PER_WORKER + 24 * k)}")
         raise ParameterError(f"{what} needs about {_human(need)} of memory ({' + '.join(parts)}); this "
-                             f"machine has {_human(total)} ({_human(available)} available); lower k, n0 "
-                             f"or workers")
+                             f"machine has {_human(total)} ({_human(available)} available); lower k, n0, "
+                             f"the budget or workers")
     return need
 
 
