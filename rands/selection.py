@@ -61,6 +61,9 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     proc = resolve_procedure(procedure, params)
     proc.check_problem(prob)
     warn_small_first_stage(proc, prob.k)
+    from .preflight import check_memory, first_stage_samples   # before the context allocates
+    check_memory(prob.k, first_stage_samples(proc), proc.budget_limit(prob),
+                 what=f"{proc.name} on {prob.name} (k={prob.k:,})")
     streams = Streams(seed, crn=proc.crn_enabled)
     bar = None
     callback = None
