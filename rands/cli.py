@@ -24,7 +24,27 @@ from typing import Any
 
 from .errors import Interrupted, ParameterError, SimulationError
 
-_RUN_KEYS = {"seed", "backend", "workers", "checkpoint", "checkpoint_interval", "output", "progress"}
+_RUN_KEYS = {"seed", "backend", "workers", "checkpoint", "checkpoint_interval", "output", "progress",
+             "sim_timeout", "oversubscribe"}
+
+
+def _run_constraints() -> dict:
+    """The [run] table's parameter constraints (rands.params)."""
+    from .params import POSITIVE, Boolean, Interval, NoneValue, Options, Seed, String, ints
+    return {"seed": [Seed()], "backend": [Options(("serial", "processes", "mpi"))],
+            "workers": [*ints(1), NoneValue()], "checkpoint": [String("a file path")],
+            "checkpoint_interval": [Interval(float, 0.0, None)], "output": [String("a file path")],
+            "progress": [Boolean()], "sim_timeout": [*POSITIVE, NoneValue()],
+            "oversubscribe": [Boolean()]}
+
+
+def check_run_table(run: Any) -> dict[str, Any]:
+    """Validate a [run] table against its constraints; returns it."""
+    from .params import validate_params
+    if not isinstance(run, dict):
+        raise ParameterError(f"[run] must be a table, got {type(run).__name__}")
+    validate_params(_run_constraints(), run, "[run]")
+    return run
 
 
 def parse_value(text: str) -> Any:
@@ -50,73 +70,145 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ParameterError(f"config file {str(p)!r} does not exist")
-    with p.open("rb") as fh:
-        try:
+    try:
+        with p.open("rb") as fh:
             cfg = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ParameterError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"config file {str(p)!r} is not UTF-8 text (byte {exc.start}); a config "
+                             "is a TOML file") from None
+    except OSError as exc:
+        raise ParameterError(f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
     for section in ("problem", "procedure"):
-        if section not in cfg or "name" not in cfg[section]:
+        if section not in cfg or not isinstance(cfg[section], dict) or "name" not in cfg[section]:
             raise ParameterError(f"config {str(p)!r} needs a [{section}] table with a name")
+        if not isinstance(cfg[section]["name"], str):
+            raise ParameterError(f"config {str(p)!r}: [{section}] name must be a string, got "
+                                 f"{cfg[section]['name']!r}")
     run = cfg.setdefault("run", {})
+    if not isinstance(run, dict):
+        raise ParameterError(f"config {str(p)!r}: run must be a [run] table, got {run!r}")
     unknown = set(run) - _RUN_KEYS
     if unknown:
         raise ParameterError(f"unknown key(s) {sorted(unknown)} in [run]; valid: {sorted(_RUN_KEYS)}")
     extra = set(cfg) - {"problem", "procedure", "run"}
     if extra:
         raise ParameterError(f"unknown table(s) {sorted(extra)} in config; valid: problem, procedure, run")
+    check_run_table(run)
+    cfg["__config__"] = str(p)          # where it came from (the run header names paths outside it)
     return cfg
 
 
-def _make_executor(backend: str, workers: int | None):
+def _make_executor(backend: str, workers: int | None, **options):
     if backend in (None, "serial"):
         return None, True
     if backend not in ("processes", "mpi"):
         raise ParameterError(f"[run] backend must be 'serial', 'processes' or 'mpi', got {backend!r}")
     from rands.parallel import make_executor  # lazy: mpi4py only when asked for
-    ex = make_executor(backend, workers)
+    ex = make_executor(backend, workers, **options)
     if ex is None:          # an MPI worker rank whose service has ended
         return None, False
     return ex, True
 
 
+def _write_json(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file in its folder, then a rename)."""
+    import tempfile
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)        # mkstemp makes 0600; a result is an ordinary file
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | None = None,
-               progress: bool = False):
-    """Run a configuration; returns the SelectionResult (None on MPI worker ranks)."""
+               progress: bool = False, output: str | None = None):
+    """Run a configuration; returns the SelectionResult (None on MPI worker ranks).
+
+    Before the first sample: the [run] table, the problem's and procedure's
+    parameters, workers against the backend and CPUs, the memory the run needs,
+    and every path it writes (``output``, the checkpoint: writable, not under a
+    regular file, not in use by another run, which is refused with its pid).
+    ``output`` (or [run] output) receives the result JSON, written under the lock.
+    """
+    from . import preflight
     from .selection import resolve_problem, resolve_procedure, select
 
+    run = check_run_table(cfg.get("run", {}))
     prob_cfg = dict(cfg["problem"])
     proc_cfg = dict(cfg["procedure"])
-    run = cfg.get("run", {})
-    if run.get("backend", "serial") in (None, "serial") and _serial_under_mpi():
+    backend = run.get("backend", "serial")
+    workers = run.get("workers")
+    if backend in (None, "serial") and _serial_under_mpi():
         return None                       # a rank other than 0: rank 0 runs the serial selection
+    preflight.check_workers(backend, workers, bool(run.get("oversubscribe", False)))
     problem = resolve_problem(prob_cfg.pop("name"), prob_cfg)
     procedure = resolve_procedure(proc_cfg.pop("name"), proc_cfg)
+    procedure.check_problem(problem)
+    n_proc = (workers or os.cpu_count() or 1) if backend == "processes" else 0
+    preflight.check_memory(problem.k, preflight.first_stage_samples(procedure),
+                           procedure.budget_limit(problem), n_proc,
+                           what=f"{procedure.name} on {problem.name} (k={problem.k:,})")
     seed = run.get("seed", 0)
-    executor, is_root = _make_executor(run.get("backend", "serial"), run.get("workers"))
-    if not is_root:
-        return None
+    output = output or run.get("output")
     ckpt_path = checkpoint or run.get("checkpoint")
     if resume and not ckpt_path:
         raise ParameterError("--resume needs a checkpoint path ([run] checkpoint or --checkpoint)")
+    if output:
+        preflight.check_writable(output, "output")
+    if ckpt_path:
+        preflight.check_writable(ckpt_path, "checkpoint")
     ckpt = None
     if ckpt_path:
         from .checkpoint import Checkpointer
         spec = {"problem": problem.spec(), "procedure": procedure.name,
                 "params": procedure.get_params(), "seed": seed}
-        if not resume and Path(ckpt_path).exists():
-            Path(ckpt_path).unlink()
         ckpt = Checkpointer(ckpt_path, spec, interval_s=float(run.get("checkpoint_interval", 120.0)))
+        if resume:
+            ckpt.verify()             # a damaged or foreign checkpoint is refused before anything starts
+    lock = preflight.RunLock({"checkpoint": ckpt_path, "output": output})
+    if backend != "mpi":          # under MPI only rank 0 locks (below), once the ranks are sorted
+        lock.acquire()
     try:
-        if ckpt is not None:
-            with ckpt.handle_signals():
-                return select(problem, procedure, seed=seed, executor=executor, checkpoint=ckpt,
-                              progress=progress or bool(run.get("progress", False)))
-        return select(problem, procedure, seed=seed, executor=executor,
-                      progress=progress or bool(run.get("progress", False)))
+        options = {}
+        if run.get("sim_timeout") is not None:
+            options["sim_timeout"] = float(run["sim_timeout"])
+        if run.get("oversubscribe") and backend == "processes":
+            options["oversubscribe"] = True
+        executor, is_root = _make_executor(backend, workers, **options)
+        if not is_root:
+            return None
+        if backend == "mpi":
+            lock.acquire()
+        try:
+            _print_header(cfg, problem, procedure, backend, output, ckpt_path)
+            if ckpt is not None and not resume and ckpt.exists():
+                ckpt.remove()         # a fresh run (under the lock: never another run's checkpoint)
+            extra = {"sim_timeout": float(run["sim_timeout"])} if run.get("sim_timeout") is not None else {}
+            show = progress or bool(run.get("progress", False))
+            if ckpt is not None:
+                with ckpt.handle_signals():
+                    result = select(problem, procedure, seed=seed, executor=executor, checkpoint=ckpt,
+                                    progress=show, **extra)
+            else:
+                result = select(problem, procedure, seed=seed, executor=executor, progress=show, **extra)
+            if output:
+                _write_json(output, result.to_json(indent=1))
+            return result
+        finally:
+            if executor is not None:
+                executor.close()
     finally:
-        if executor is not None:
-            executor.close()
+        lock.release()
 
 
 def _serial_under_mpi() -> bool:
@@ -133,10 +225,25 @@ def _serial_under_mpi() -> bool:
     return True
 
 
+def _print_header(cfg, problem, procedure, backend, output, ckpt_path) -> None:
+    """One stderr line for a config run: what runs where, and a write outside the config's folder."""
+    source = cfg.get("__config__")
+    if source is None:
+        return
+    folder = Path(source).absolute().parent
+    parts = [f"rands: {procedure.name} on {problem.name} (k={problem.k:,}), backend {backend}"]
+    for what, path in (("output", output), ("checkpoint", ckpt_path)):
+        if path:
+            where = os.path.abspath(path)
+            from .preflight import outside
+            note = f" (outside the config's folder {str(folder)!r})" if outside(path, folder) else ""
+            parts.append(f"{what} {where!r}{note}")
+    print("; ".join(parts), file=sys.stderr)
+
+
 def _emit(result, args, output: str | None) -> None:
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(result.to_json(indent=1))
+        _write_json(output, result.to_json(indent=1))
     if getattr(args, "json", False):
         print(result.to_json())
     else:
@@ -146,10 +253,11 @@ def _emit(result, args, output: str | None) -> None:
 def cmd_run(args) -> int:
     cfg = load_config(args.config)
     result = run_config(cfg, resume=args.resume, checkpoint=args.checkpoint,
-                        progress=_progress_default(args, cfg))
+                        progress=_progress_default(args, cfg),
+                        output=args.output or cfg["run"].get("output"))
     if result is None:
         return 0
-    _emit(result, args, args.output or cfg["run"].get("output"))
+    _emit(result, args, None)          # run_config wrote the output under its lock
     return 0
 
 
@@ -168,10 +276,10 @@ def cmd_select(args) -> int:
     cfg = {"problem": {"name": args.problem, **parse_pairs(args.problem_param, "--problem-param")},
            "procedure": {"name": args.procedure, **parse_pairs(args.param, "--param")},
            "run": {"seed": args.seed, "backend": args.backend, "workers": args.workers}}
-    result = run_config(cfg)
+    result = run_config(cfg, output=args.output)
     if result is None:
         return 0
-    _emit(result, args, args.output)
+    _emit(result, args, None)              # run_config wrote the output under its lock
     return 0
 
 
@@ -216,7 +324,8 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rands", description="Ranking and selection for simulation optimization")
+    ap = _Parser(prog="rands", description="Ranking and selection for simulation optimization")
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = ap.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a TOML configuration")
@@ -269,16 +378,47 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2), like every other CLI error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"rands: error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. Every error is one line on stderr and exit code 2 (3: interrupted with a
+    checkpoint written; 130: Ctrl-C); ``--debug`` (anywhere) or RANDS_DEBUG=1 adds the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("RANDS_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
+
+    def fail(exc: BaseException, message: str, code: int) -> int:
+        if debug:
+            import traceback
+            traceback.print_exception(exc)
+        print(message, file=sys.stderr)
+        return code
+
     try:
         return args.func(args)
     except (ParameterError, SimulationError) as exc:
-        print(f"rands: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc, f"rands: error: {_one_line(exc)}", 2)
     except Interrupted as exc:
-        print(f"rands: {exc}", file=sys.stderr)
-        return 3
+        return fail(exc, f"rands: {_one_line(exc)}", 3)
+    except KeyboardInterrupt as exc:
+        return fail(exc, "rands: interrupted (Ctrl-C)", 130)
+    except MemoryError as exc:
+        return fail(exc, f"rands: error: out of memory ({_one_line(exc)}); lower k, n0, the budget or "
+                         "workers", 2)
+    except Exception as exc:  # noqa: BLE001  (a bug or an unexpected environment: still one line)
+        hint = "" if debug else " (run with --debug for the traceback)"
+        return fail(exc, f"rands: error: {type(exc).__name__}: {_one_line(exc)}{hint}", 2)
 
 
 if __name__ == "__main__":
