@@ -275,7 +275,7 @@ def test_ppo_first_step_equals_mean_reduced_reinforce():
     assert torch.allclose(g1 * D, g2, rtol=1e-8, atol=1e-10)
 
 
-def test_zo_fill_runs_and_is_finite():
+def test_zo_fill_equals_its_closed_form():
     model, sched, reward = tiny()
     g = torch.Generator().manual_seed(4)
     bank = NoiseBank.draw(T, 4, (D,), g, dtype=torch.float64)
@@ -283,6 +283,18 @@ def test_zo_fill_runs_and_is_finite():
     gr, info = estimate_gradient(model, sched, bank, reward, est, rng=np.random.default_rng(0), generator=g)
     assert torch.isfinite(gr).all() and gr.abs().sum() > 0
     assert len(info["traj"].zo_delta) == T - 1 - 2
+    # the ZO term alone is exactly (1/B) sum_b A_b sum_{t in S} delta_{t,b} / sigma_p (LOO advantages)
+    from rands.applications.rlr.estimator import Estimator
+    zo = Estimator([ZO((2, 3, 4))], zo_sigma=0.05)
+    gr, info = estimate_gradient(model, sched, bank, reward, zo, rng=np.random.default_rng(0), generator=g)
+    R = info["R"]
+    A = R - (R.sum() - R) / (R.shape[0] - 1)
+    names = [k for k, p in model.named_parameters()]
+    expect = torch.cat([sum(torch.tensordot(A, info["traj"].zo_delta[t][k], dims=([0], [0]))
+                            for t in (2, 3, 4)).reshape(-1) for k in names]) / (0.05 * R.shape[0])
+    assert torch.allclose(gr, expect, rtol=1e-10, atol=1e-12)
+    # and the chain really ran with the perturbed parameters: x_0 differs from the unperturbed chain
+    assert not torch.allclose(info["traj"].x0, sample_chain(model, sched, bank).x0)
 
 
 def test_fo_refuses_non_differentiable_reward():
