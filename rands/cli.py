@@ -1,9 +1,11 @@
 """The ``rands`` command line.
 
     rands run CONFIG.toml [--json] [--resume] [--checkpoint PATH] [--output PATH]
+    rands run A.toml B.toml ... [--shard I/N] [--output DIR/{name}.json]   (a sweep)
     rands select --problem NAME [-P key=value ...] --procedure NAME [-p key=value ...] --seed S
     rands procedures [--json]
-    rands validate --problem NAME ... --procedure NAME ... --macroreps M --seed S
+    rands validate --problem NAME ... --procedure NAME ... --macroreps M --seed S [--shard I/N --output F]
+    rands merge SHARD.json ... [--json] [--output PATH]
     rands report RESULT.json [...] [-o report.html]
     rands demo [--output DIR] [--seed S] [--quick]
 
@@ -250,14 +252,57 @@ def _emit(result, args, output: str | None) -> None:
         print(result.summary())
 
 
+def _sweep_path(template: str | None, index: int, config: str, what: str) -> str | None:
+    """``template`` with {name} (the config's file stem) and {index} (its place in the list)."""
+    if template is None:
+        return None
+    if "{name}" not in template and "{index}" not in template:
+        raise ParameterError(f"{what} {template!r} is shared by every config of the sweep; "
+                             "put {name} or {index} in it (e.g. results/{name}.json)")
+    try:
+        return template.format(name=Path(config).stem, index=index)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ParameterError(f"{what} {template!r}: only {{name}} and {{index}} may be used ({exc})") from None
+
+
 def cmd_run(args) -> int:
-    cfg = load_config(args.config)
-    result = run_config(cfg, resume=args.resume, checkpoint=args.checkpoint,
-                        progress=_progress_default(args, cfg),
-                        output=args.output or cfg["run"].get("output"))
-    if result is None:
+    configs = list(args.config)
+    if len(configs) == 1 and args.shard is None:
+        cfg = load_config(configs[0])
+        result = run_config(cfg, resume=args.resume, checkpoint=args.checkpoint,
+                            progress=_progress_default(args, cfg),
+                            output=args.output or cfg["run"].get("output"))
+        if result is None:
+            return 0
+        _emit(result, args, None)          # run_config wrote the output under its lock
         return 0
-    _emit(result, args, None)          # run_config wrote the output under its lock
+    # a sweep: configs I, I+N, ... of shard I/N (an array task), or all of them, in order
+    from .validation import shard_indices
+    shard = _shard(args.shard, "run", auto=len(configs) > 1)
+    chosen = range(len(configs)) if shard is None else shard_indices(len(configs), shard)
+    plan = []
+    for i in chosen:          # every chosen config checked before the first sample
+        cfg = load_config(configs[i])
+        out = ck = None
+        if len(configs) > 1:
+            out = _sweep_path(args.output, i, configs[i], "--output")
+            ck = _sweep_path(args.checkpoint, i, configs[i], "--checkpoint")
+        else:
+            out, ck = args.output, args.checkpoint
+        plan.append((i, cfg, out, ck))
+    if len(plan) > 1 and any(cfg["run"].get("backend") == "mpi" for _, cfg, _, _ in plan):
+        raise ParameterError(f"{len(plan)} configs in one MPI job: with backend = \"mpi\" run one config "
+                             f"per job or array task (sbatch --array=0-{len(configs) - 1})")
+    if not plan:
+        print(f"rands: run shard {shard[0]}/{shard[1]} has none of the {len(configs)} configs",
+              file=sys.stderr)
+    for i, cfg, out, ck in plan:
+        result = run_config(cfg, resume=args.resume, checkpoint=ck,
+                            progress=_progress_default(args, cfg),
+                            output=out or cfg["run"].get("output"))
+        if result is None:
+            continue
+        _emit(result, args, None)          # run_config wrote the output under its lock
     return 0
 
 
@@ -302,12 +347,89 @@ def cmd_procedures(args) -> int:
     return 0
 
 
+def slurm_array_shard(environ=None) -> tuple[int, int] | None:
+    """(I, N) of this Slurm array task (task ids MIN, MIN+STEP, ... -> 0..N-1), else None."""
+    env = os.environ if environ is None else environ
+    if "SLURM_ARRAY_TASK_ID" not in env or "SLURM_ARRAY_TASK_COUNT" not in env:
+        return None
+    try:
+        tid, count = int(env["SLURM_ARRAY_TASK_ID"]), int(env["SLURM_ARRAY_TASK_COUNT"])
+        lo = int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        hi = int(env.get("SLURM_ARRAY_TASK_MAX", lo + count - 1))
+        step = int(env.get("SLURM_ARRAY_TASK_STEP", 1)) or 1
+    except ValueError:
+        raise ParameterError("SLURM_ARRAY_TASK_* variables are not integers") from None
+    if (tid - lo) % step or (hi - lo) // step + 1 != count:
+        raise ParameterError(f"array task ids must be one range (e.g. --array=0-{count - 1}) to shard "
+                             f"automatically, got task {tid} of {count} in {lo}-{hi}:{step}; give --shard I/N")
+    return (tid - lo) // step, count
+
+
+def _shard(text: str | None, what: str, auto: bool = True) -> tuple[int, int] | None:
+    """--shard I/N | slurm | none; without the flag, the Slurm array task when ``auto``."""
+    from .validation import parse_shard
+    if text is None and not auto:
+        return None
+    if text == "none":
+        return None
+    if text is None or text == "slurm":
+        shard = slurm_array_shard()
+        if shard is None and text == "slurm":
+            raise ParameterError("--shard slurm needs SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT "
+                                 "(an sbatch --array job)")
+        if shard is not None and text is None:
+            print(f"rands: {what} shard {shard[0]}/{shard[1]} (from Slurm array task "
+                  f"{os.environ['SLURM_ARRAY_TASK_ID']}; --shard none runs everything)", file=sys.stderr)
+        return shard
+    return parse_shard(text)
+
+
 def cmd_validate(args) -> int:
-    from .validation import validate
-    v = validate(args.problem, args.procedure, macroreps=args.macroreps, seed=args.seed,
-                 problem_params=parse_pairs(args.problem_param, "--problem-param"),
-                 **parse_pairs(args.param, "--param"))
+    from .validation import validate, validate_shard
+    shard = _shard(args.shard, "validate")
+    kwargs = dict(macroreps=args.macroreps, seed=args.seed,
+                  problem_params=parse_pairs(args.problem_param, "--problem-param"),
+                  **parse_pairs(args.param, "--param"))
+    if shard is not None:
+        if not args.output:
+            raise ParameterError(f"validate shard {shard[0]}/{shard[1]} needs --output PATH for its shard file")
+        _check_writable(args.output)
+        part = validate_shard(args.problem, args.procedure, shard=shard, **kwargs)
+        part.write(args.output)
+        print(f"rands: validate shard {shard[0]}/{shard[1]}: macroreplications "
+              f"{len(part.runs['index'])} of {args.macroreps} written to {args.output}", file=sys.stderr)
+        return 0
+    if args.output:
+        _check_writable(args.output)
+    v = validate(args.problem, args.procedure, **kwargs)
+    _emit_validation(v, args)
+    return 0
+
+
+def _check_writable(path: str) -> None:
+    """The folder of ``path`` exists or can be made, and is writable (checked before any work)."""
+    folder = Path(path).absolute().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"cannot write {path!r}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise ParameterError(f"cannot write {path!r}: folder {str(folder)!r} is not writable")
+
+
+def _emit_validation(v, args) -> None:
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(v.to_dict(), indent=1))
     print(json.dumps(v.to_dict()) if args.json else v.row())
+
+
+def cmd_merge(args) -> int:
+    from .validation import merge_shards
+    if args.output:
+        _check_writable(args.output)
+    v = merge_shards(args.shards)
+    _emit_validation(v, args)
     return 0
 
 
@@ -328,8 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="run a TOML configuration")
-    r.add_argument("config")
+    r = sub.add_parser("run", help="run a TOML configuration (or a sweep over several)")
+    r.add_argument("config", nargs="+", help="one config, or several for a sweep (run in order)")
+    r.add_argument("--shard", metavar="I/N|slurm|none",
+                   help="run configs I, I+N, ... of the list (default with several configs inside an "
+                        "sbatch --array job: the array task)")
     r.add_argument("--json", action="store_true", help="print the result record as one JSON object")
     r.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     r.add_argument("--checkpoint", help="checkpoint path (overrides [run] checkpoint)")
@@ -360,7 +485,17 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="estimate PCS/PGS by macroreplication")
     problem_procedure(v)
     v.add_argument("--macroreps", type=int, default=100)
+    v.add_argument("--shard", metavar="I/N|slurm|none",
+                   help="run macroreplications I, I+N, ... and write a shard file to --output "
+                        "(default inside an sbatch --array job: the array task)")
+    v.add_argument("--output", help="write the result JSON (or the shard file) here")
     v.set_defaults(func=cmd_validate)
+
+    mg = sub.add_parser("merge", help="join validation shard files into one validation result")
+    mg.add_argument("shards", nargs="+", metavar="SHARD.json")
+    mg.add_argument("--json", action="store_true")
+    mg.add_argument("--output", help="write the merged result JSON here")
+    mg.set_defaults(func=cmd_merge)
 
     rp = sub.add_parser("report", help="one self-contained HTML page (plots embedded) for result JSON files")
     rp.add_argument("results", nargs="+", metavar="RESULT.json",

@@ -1,0 +1,304 @@
+"""The HPC workflow under a running Slurm (a private one-node cluster, tests/slurm_cluster.py).
+
+Every job runs a script from examples/slurm/ (the scripts docs/parallel.md shows) and its
+result is compared with an uninterrupted serial run of the same configuration: best,
+per-system sample sizes, means (exact floats) and total samples must be identical.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "examples" / "slurm"
+KEYS = ("best", "sample_sizes", "means", "total_samples")
+
+# lookahead is fixed in the KN configs: with the adaptive default (chosen from measured
+# times) the means can differ in the last bit from run to run (the used samples and the
+# decisions do not), which is not what these tests are about.
+
+# KN on a 20-system slippage configuration: a second of work
+SMALL = """
+[problem]
+name = "slippage"
+k = 20
+delta = 0.5
+
+[procedure]
+name = "kn"
+alpha = 0.05
+delta = 0.5
+n0 = 10
+lookahead = 8
+
+[run]
+seed = 7
+"""
+
+# KN on 20 slippage systems whose samples each wait 2 ms (sleepy-slippage, a plugin problem
+# from tests/slurm_problems.py): ~21k samples, ~40 s serial, ~20 s on two ranks, with
+# little CPU; a stage boundary (where SIGTERM is honoured) every few tenths of a second
+LONG = """
+[problem]
+name = "sleepy-slippage"
+k = 20
+delta = 0.1
+cost = 0.002
+
+[procedure]
+name = "kn"
+alpha = 0.05
+delta = 0.1
+n0 = 10
+lookahead = 8
+
+[run]
+seed = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory) -> dict:
+    """PYTHONPATH of a folder holding tests/slurm_problems.py and a dist-info whose
+    entry points declare its problems: what an installed user package looks like."""
+    import slurm_problems
+    folder = tmp_path_factory.mktemp("plugin")
+    shutil.copy(slurm_problems.__file__, folder / "slurm_problems.py")
+    info = folder / "rands_slurm_test_problems-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rands-slurm-test-problems\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[rands.problems]\n" + "".join(f"{k} = {v}\n" for k, v in slurm_problems.ENTRY_POINTS.items()))
+    return {"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+def _config(folder: Path, name: str, body: str, **run) -> Path:
+    lines = [body.rstrip()] + [f"{k} = {json.dumps(v)}" for k, v in run.items()]
+    path = folder / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _record(d: dict) -> dict:
+    """The compared fields; means as exact float hex (nan == nan here)."""
+    rec = {k: d[k] for k in KEYS}
+    rec["means"] = [float(m).hex() for m in rec["means"]]
+    return rec
+
+
+def _serial(folder: Path, name: str, body: str, env: dict | None = None) -> subprocess.Popen:
+    """The uninterrupted serial reference run (started in the background)."""
+    cfg = _config(folder, f"{name}-serial", body)
+    return subprocess.Popen([sys.executable, "-m", "rands.cli", "run", str(cfg), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def _collect(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return _record(json.loads(out))
+
+
+def _job_output(folder: Path, jobid: str) -> str:
+    path = folder / f"rands-{jobid}.out"
+    return path.read_text() if path.exists() else ""
+
+
+def _exit(info: dict) -> str:
+    return info.get("ExitCode", "?")
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpiexec"])
+def test_sbatch_two_ranks_equals_serial(slurm, tmp_path, launcher):
+    """`sbatch run.sbatch CONFIG srun|mpiexec` with --ntasks=2: one 2-rank MPI world (rank 0
+    coordinates and simulates, rank 1 simulates) and the serial result, bit for bit."""
+    ref = _serial(tmp_path, "small", SMALL)
+    cfg = _config(tmp_path, "small", SMALL, backend="mpi")
+    jobid = slurm.sbatch(SCRIPTS / "run.sbatch", str(cfg), launcher, cwd=tmp_path)
+    info = slurm.wait(jobid, timeout=180)
+    log = _job_output(tmp_path, jobid)
+    assert info["JobState"] == "COMPLETED" and _exit(info) == "0:0", (info, log)
+    result = json.loads((tmp_path / "results" / "small.json").read_text())
+    assert result["accounting"]["backend"] == "mpi" and result["accounting"]["workers"] == 2, result["accounting"]
+    assert len(result["accounting"]["sim_time"]) == 2
+    printed = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert len(printed) == 1, log                      # only rank 0 prints
+    assert _record(printed[0]) == _record(result)
+    assert _record(result) == _collect(ref)
+
+
+def _signal_time(slurm, jobid: str) -> float:
+    """When slurmctld sent job ``jobid`` its --signal warning (epoch s, from its log)."""
+    text = (slurm.log / "slurmctld.log").read_text(errors="replace")
+    m = re.search(rf"^\[(\S+)\] debug:  send_job_warn_signal: warning signal 15 to JobId={jobid}\b", text, re.M)
+    assert m, f"no warning signal for job {jobid} in the slurmctld log"
+    return datetime.fromisoformat(m.group(1)).timestamp()
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
+    """Job 1: --time=1 --signal=TERM@59: the time-limit warning SIGTERM reaches both ranks;
+    rank 0 writes the checkpoint and the job ends with exit code 3 ("run interrupted;
+    checkpoint written"). Job 2 (the same script resubmitted) resumes, and `scancel
+    --signal=TERM` stops it the same way. Job 3 resumes and finishes with the result of the
+    uninterrupted serial run."""
+    ref = _serial(tmp_path, "long", LONG, plugin)
+    cfg = _config(tmp_path, "long", LONG, backend="mpi", checkpoint_interval=0.5)
+    ckpt = tmp_path / "ckpt" / "long.npz"
+    script = SCRIPTS / "run.sbatch"
+
+    # slurmctld sends --signal warnings only when it tests time limits (every 30 s). Submit
+    # 15 s before its next test: by then the job has started rands (a few seconds, more on a
+    # busy machine) and is mid-run (it needs ~20 s more on two ranks).
+    lead = 15.0
+    phases = {"start": time.time()}
+    while True:
+        wait = slurm.next_timelimit_check() - time.time() - lead
+        if wait >= 0:
+            break
+        time.sleep(wait + lead + 0.5)
+    time.sleep(wait)
+    job1 = slurm.sbatch(script, str(cfg), options=("--time=00:01:00", "--signal=TERM@59"), cwd=tmp_path,
+                        env=plugin)
+    phases["submit1"] = time.time()
+    first_ckpt = None
+    while slurm.jobs():
+        if first_ckpt is None and ckpt.exists():
+            first_ckpt = time.time()
+        time.sleep(0.05)
+    info1 = slurm.wait(job1, timeout=120)
+    log1 = _job_output(tmp_path, job1)
+    assert first_ckpt is not None, f"the warning came before the run had started (startup > {lead} s?): {log1}"
+    assert _exit(info1) == "3:0", (info1, log1)
+    assert "rands: run interrupted; checkpoint written" in log1, log1
+    assert ckpt.exists() and not (tmp_path / "results" / "long.json").exists()
+    signalled = _signal_time(slurm, job1)
+    written = ckpt.stat().st_mtime
+    assert 0 <= written - signalled < 10, written - signalled   # SIGTERM to checkpoint on disk
+
+    phases["job1 end"] = time.time()
+    job2 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=plugin)
+    mtime = ckpt.stat().st_mtime
+    _wait_for(lambda: ckpt.stat().st_mtime > mtime, 60, "job 2 to write a checkpoint")
+    t_cancel = time.time()
+    slurm.cmd("scancel", "--signal=TERM", job2)
+    info2 = slurm.wait(job2, timeout=120)
+    log2 = _job_output(tmp_path, job2)
+    assert _exit(info2) == "3:0", (info2, log2)
+    assert "rands: run interrupted; checkpoint written" in log2, log2
+    cancel_to_ckpt = ckpt.stat().st_mtime - t_cancel
+    assert cancel_to_ckpt < 10, cancel_to_ckpt
+
+    phases["job2 end"] = time.time()
+    job3 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=plugin)
+    info3 = slurm.wait(job3, timeout=240)
+    log3 = _job_output(tmp_path, job3)
+    assert info3["JobState"] == "COMPLETED" and _exit(info3) == "0:0", (info3, log3)
+    phases["job3 end"] = time.time()
+    result = json.loads((tmp_path / "results" / "long.json").read_text())
+    assert _record(result) == _collect(ref)
+    phases["ref end"] = time.time()
+    phases = {k: round(v - phases["start"], 1) for k, v in phases.items()}
+    print(f"SIGTERM at the time limit -> checkpoint written: {written - signalled:.2f} s; "
+          f"scancel -> checkpoint: {cancel_to_ckpt:.2f} s; phases {phases}")
+
+
+FAULTY = """
+[problem]
+name = "faulty-slippage"
+k = 40
+mode = "raise"
+
+[procedure]
+name = "equal"
+budget = 80000
+
+[run]
+seed = 7
+"""
+
+
+def test_failing_simulation_names_system_replication_rank(slurm, tmp_path, plugin):
+    """A simulation that raises on rank 1 of the 2-rank job (run.sbatch with srun): the job
+    fails within seconds and its output names the system, the replication and the rank."""
+    cfg = _config(tmp_path, "faulty", FAULTY, backend="mpi")
+    t0 = time.time()
+    jobid = slurm.sbatch(SCRIPTS / "run.sbatch", str(cfg), cwd=tmp_path, env=plugin)
+    info = slurm.wait(jobid, timeout=120)
+    log = _job_output(tmp_path, jobid)
+    assert info["JobState"] == "FAILED" and _exit(info) != "0:0", (info, log)
+    assert re.search(r"RuntimeError: injected fault \(system 0, replication \d+, rank 1\)", log), log
+    assert time.time() - t0 < 60
+    assert not (tmp_path / "results" / "faulty.json").exists()
+
+
+SWEEP = """
+[problem]
+name = "slippage"
+k = 10
+delta = {delta}
+
+[procedure]
+name = "rinott"
+alpha = 0.05
+delta = {delta}
+n0 = 10
+
+[run]
+seed = 5
+"""
+
+
+def test_sweep_array_equals_serial_runs(slurm, tmp_path):
+    """`sbatch --array=0-2 sweep-array.sbatch DIR`: task I runs config I of DIR/*.toml; each
+    result equals a serial run of that config."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    refs = {}
+    for delta in (0.3, 0.4, 0.5):
+        name = f"delta{delta}"
+        _config(configs, name, SWEEP.format(delta=delta))
+        refs[name] = _serial(tmp_path, name, SWEEP.format(delta=delta))
+    jobid = slurm.sbatch(SCRIPTS / "sweep-array.sbatch", str(configs), cwd=tmp_path)
+    slurm.wait(jobid, timeout=180)
+    states = slurm.array_states(jobid)
+    assert sorted(states) == ["0", "1", "2"] and all(s == ("COMPLETED", "0:0") for s in states.values()), states
+    for task in range(3):
+        log = (tmp_path / f"sweep-{jobid}_{task}.out").read_text()
+        assert f"rands: run shard {task}/3" in log, log
+    for name, ref in refs.items():
+        got = json.loads((tmp_path / "results" / f"{name}.json").read_text())
+        assert _record(got) == _collect(ref), name
+
+
+def test_docs_show_the_scripts_the_tests_run():
+    """docs/parallel.md shows examples/slurm/*.sbatch verbatim."""
+    doc = (ROOT / "docs" / "parallel.md").read_text()
+    for script in sorted(SCRIPTS.glob("*.sbatch")):
+        assert script.read_text().strip() in doc, f"{script.name} differs from docs/parallel.md"
+
+
+def test_cluster_is_private(slurm):
+    """The cluster reads only its own config and munge socket; the system ones are untouched."""
+    conf = slurm.conf.read_text()
+    assert f"AuthInfo=socket={slurm.socket}" in conf and "ProctrackType=proctrack/linuxproc" in conf
+    assert str(slurm.root) in slurm.cmd("scontrol", "show", "config").stdout
+    assert slurm.cmd("sinfo", "-h", "-o", "%c").stdout.strip() == "2"
