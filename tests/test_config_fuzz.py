@@ -162,7 +162,8 @@ def _alarm(signum, frame):  # noqa: ARG001
     raise _CaseTimeout()
 
 
-def test_config_fuzz(tmp_path, capsys):
+def test_config_fuzz(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)                         # relative paths in the cases land here
     for j, (problem, procedure) in enumerate(BASES):    # warm up (numba compiles) outside the alarm
         cfg = tmp_path / f"base{j}.toml"
         cfg.write_text(_render({"problem": problem, "procedure": procedure, "run": RUN_BASE}))
