@@ -181,9 +181,15 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
     if backend != "mpi":          # under MPI only rank 0 locks (below), once the ranks are sorted
         lock.acquire()
     try:
-        options = {}
+        options, extra = {}, {}
         if run.get("sim_timeout") is not None:
-            options["sim_timeout"] = float(run["sim_timeout"])
+            import inspect
+            if "sim_timeout" not in inspect.signature(select).parameters:
+                raise ParameterError("[run] sim_timeout needs the hang guard, which this rands "
+                                     "does not have yet; remove the key")
+            extra["sim_timeout"] = float(run["sim_timeout"])
+            if backend != "serial":
+                options["sim_timeout"] = float(run["sim_timeout"])
         if run.get("oversubscribe") and backend == "processes":
             options["oversubscribe"] = True
         executor, is_root = _make_executor(backend, workers, **options)
@@ -195,7 +201,6 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
             _print_header(cfg, problem, procedure, backend, output, ckpt_path)
             if ckpt is not None and not resume and ckpt.exists():
                 ckpt.remove()         # a fresh run (under the lock: never another run's checkpoint)
-            extra = {"sim_timeout": float(run["sim_timeout"])} if run.get("sim_timeout") is not None else {}
             show = progress or bool(run.get("progress", False))
             if ckpt is not None:
                 with ckpt.handle_signals():
