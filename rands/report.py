@@ -111,6 +111,8 @@ def _selection_section(r: SelectionResult, title: str, top: int) -> list[str]:
              _table([("procedure", r.procedure), ("selected system", r.best),
                      ("selected label", r.best_label), ("estimated mean of the selection", r.best_mean),
                      ("samples of the selection", int(n[r.best])), ("total samples", r.total_samples),
+                     *([("samples simulated (drawn ahead included)", int(r.samples_simulated))]
+                       if getattr(r, "samples_simulated", None) not in (None, r.total_samples) else []),
                      ("systems", int(n.size)), ("wall time (s)", r.wall_time), ("seed", r.seed)],
                     ["", ""]),
              "<h3>Parameters</h3>", _kv(r.params),
