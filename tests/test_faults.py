@@ -385,3 +385,49 @@ def test_sigterm_mid_run_resumes_through_the_lock(tmp_path):
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["best"] == 0
+
+
+BACKENDS = ["processes", pytest.param("mpi", marks=pytest.mark.skipif(not HAVE_MPI,
+                                                                     reason="needs mpiexec and mpi4py"))]
+
+
+def _launch(cfg: Path, backend: str, *extra: str, cwd: Path) -> subprocess.CompletedProcess:
+    launcher = ["mpiexec", "-n", "3"] if backend == "mpi" else []
+    env = dict(os.environ, OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+    return subprocess.run([*launcher, sys.executable, "-m", "rands", "run", str(cfg), *extra],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_7_lock_and_3_damage_on_parallel_backends(tmp_path, backend):
+    """A locked output and a damaged checkpoint end a processes or 3-rank MPI run with exit 2
+    and one line per rank that prints, no traceback, no hang; a free path then runs."""
+    ck, out = tmp_path / "c.npz", tmp_path / "r.json"
+    run = {"seed": 3, "backend": backend, "checkpoint": str(ck), "output": str(out),
+           **({"workers": 2} if backend == "processes" else {})}
+    cfg = write_config(tmp_path / "c.toml", {"name": "slippage", "k": 60, "delta": 0.5},
+                       {"name": "kn", "delta": 0.5}, run)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(ck), str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = _launch(cfg, backend, cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("rands: error:")]
+    assert proc.returncode != 0 and errors and "Traceback" not in proc.stderr, proc.stderr
+    assert all(f"pid {holder.pid}" in e for e in errors), proc.stderr
+    spec = {"problem": rands.problems.make("slippage", k=60, delta=0.5).spec(), "procedure": "kn",
+            "params": rands.procedures.make("kn", delta=0.5).get_params(), "seed": 3}
+    _interrupted_checkpoint(ck, spec)
+    _rewrite(ck, lambda a: a.update(ctx__sums=a["ctx__sums"] * 2))
+    proc = _launch(cfg, backend, "--resume", cwd=tmp_path)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("rands: error:")]
+    assert proc.returncode != 0 and errors and "Traceback" not in proc.stderr, proc.stderr
+    assert all("is damaged" in e and "delete it to start over" in e for e in errors), proc.stderr
+    ck.unlink()
+    proc = _launch(cfg, backend, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["best"] == 0
+    assert not preflight.lock_path(ck).exists() and not preflight.lock_path(out).exists()
