@@ -58,6 +58,15 @@ def test_jumps_match_mrg32k3a_positions():
             assert mine == ref
 
 
+def test_fast_generator_is_the_constructors():
+    from rands.problems import simopt as so
+    state = (4294967086, 1, 2, 4294944442, 3, 7)
+    g, ref = so._generator(state), MRG32k3a(ref_seed=state)
+    assert so._FAST is True               # the pinned mrg32k3a takes the fast path
+    assert so._same(g, ref)
+    assert [g.expovariate(2.0) for _ in range(5)] == [ref.expovariate(2.0) for _ in range(5)]
+
+
 def test_sample_is_simopt_replicate_at_stream_substream_position():
     prob = from_simopt("SSCONT", grid={"s": [700, 900], "S": [1600]}, response=sscont_cost,
                        minimize=True)

@@ -110,6 +110,56 @@ class _Jumps:
         return tuple(halves[0]) + tuple(halves[1])
 
 
+_FAST: bool | None = None   # whether _fast_generator builds what the constructor builds
+
+
+def _fast_generator(cls, state: tuple[int, ...]):
+    """``cls(ref_seed=state)`` without its matrix jumps (which cost ~200 us): the same attributes
+    set directly. Used only after :func:`_generator` has checked it equals the constructor."""
+    g = cls.__new__(cls)
+    g.__dict__.update(version=2, generate=_FAST_GENERATE, ref_seed=state, _current_state=state,
+                      gauss_next=None, stream_start=np.array(state, dtype=object),
+                      substream_start=np.array(state, dtype=object),
+                      subsubstream_start=np.array(state, dtype=object), s_ss_sss_index=[0, 0, 0])
+    return g
+
+
+_FAST_GENERATE = None
+
+
+def _same(a, b) -> bool:
+    if set(a.__dict__) != set(b.__dict__):
+        return False
+    for key, va in a.__dict__.items():
+        vb = b.__dict__[key]
+        if isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+            if not (isinstance(va, np.ndarray) and isinstance(vb, np.ndarray)
+                    and va.dtype == vb.dtype and va.tolist() == vb.tolist()):
+                return False
+        elif va != vb or type(va) is not type(vb):
+            return False
+    return [a.random() for _ in range(4)] + [a.normalvariate(0, 1)] == \
+        [b.random() for _ in range(4)] + [b.normalvariate(0, 1)]
+
+
+def _generator(state: tuple[int, ...]):
+    """A fresh ``MRG32k3a`` whose current state is ``state`` (as ``MRG32k3a(ref_seed=state)``).
+
+    The fast path is checked once per process against the constructor (attributes and the
+    first draws); if the installed mrg32k3a builds its generators differently, the
+    constructor is used for every generator."""
+    global _FAST, _FAST_GENERATE
+    cls = _import_simopt()[1].MRG32k3a
+    if _FAST is None:
+        ref = cls(ref_seed=(1, 2, 3, 4, 5, 6))
+        _FAST_GENERATE = ref.__dict__.get("generate")
+        try:
+            _FAST = _same(_fast_generator(cls, (1, 2, 3, 4, 5, 6)), ref)
+        except Exception:  # noqa: BLE001 - any difference means: use the constructor
+            _FAST = False
+    return _fast_generator(cls, state) if _FAST else cls(ref_seed=state)
+
+
 def _settings(grid, factors: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     base = dict(factors or {})
     if grid is None:
@@ -236,7 +286,7 @@ class SimOptProblem(Problem):
 
     # -- random numbers --------------------------------------------------------------------
     def _stream_start(self, key) -> tuple[int, ...]:
-        stream = int(np.uint64(key)) >> (64 - _STREAM_BITS)
+        stream = int(key) >> (64 - _STREAM_BITS)
         start = self._stream_starts.get(stream)
         if start is None:
             if self._jumps is None:
@@ -256,8 +306,7 @@ class SimOptProblem(Problem):
         return out
 
     def _replicate(self, system: int, rep: int, stream_start) -> dict:
-        mrg = _import_simopt()[1]
-        rngs = [mrg.MRG32k3a(ref_seed=st) for st in self.mrg_states(stream_start, rep)]
+        rngs = [_generator(st) for st in self.mrg_states(stream_start, rep)]
         model = self._models[system]
         model.before_replicate(rngs)
         responses, _ = model.replicate()
@@ -268,7 +317,7 @@ class SimOptProblem(Problem):
         systems, reps = check_block(systems, reps, self.k)
         if self._models is None:
             self._models = self._build_models()
-        keys = streams.keys(systems)
+        keys = streams.keys(systems).tolist()       # Python ints: cheap to shift and hash
         sign = -1.0 if self.minimize else 1.0
         out = np.empty(systems.shape[0], dtype=np.float64)
         for n in range(systems.shape[0]):
