@@ -37,7 +37,18 @@ CASES: dict[str, tuple[dict, dict]] = {
     "dc": ({"k": 64, "delta": 0.5}, {"base": "kn", "alpha": 0.05, "delta": 0.5, "n0": 10, "n_groups": 4}),
     "pass": ({"k": 30, "delta": 0.5}, {"alpha": 0.05, "n0": 10, "batch": 20, "max_samples": 400,
                                        "asynchronous": False}),
+    # one stage at a time: the same decisions as the default (adaptive) look-ahead
+    "kn/lookahead=1": ({"k": 20, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "lookahead": 1}),
+    "kt/lookahead=1": ({"k": 60, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "g": 5,
+                                                 "n_groups": 3, "lookahead": 1}),
+    "kt/crn": ({"k": 60, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "g": 5, "n_groups": 3,
+                                         "crn": True}),
 }
+
+
+def procedure_of(case: str) -> str:
+    """The procedure a case runs ("kt/lookahead=1" -> "kt")."""
+    return case.split("/", 1)[0]
 
 
 def where() -> int:
@@ -107,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise
         available = set(rands.procedures.names())
         for name in args.procedures.split(","):
-            if name not in available:
+            if procedure_of(name) not in available:
                 out["results"][name] = None
                 continue
             prob_params, params = CASES[name]
-            res = rands.select("slippage", name, seed=args.seed, problem_params=prob_params,
+            res = rands.select("slippage", procedure_of(name), seed=args.seed, problem_params=prob_params,
                                executor=ex, **params)
             out["results"][name] = record(res)
             out.setdefault("accounting", {})[name] = res.accounting

@@ -12,7 +12,9 @@ import numpy as np
 class SelectionResult:
     """Outcome of one selection run.
 
-    best : selected system (0-based). total_samples : samples simulated.
+    best : selected system (0-based). total_samples : samples the procedure used (what its
+    guarantee counts). samples_simulated : samples simulated (the cost; larger than
+    total_samples when a sequential procedure drew stages ahead).
     sample_sizes, means : per system (means nan where unsampled); variances : per
     system sample variances (nan where n < 2; None when not recorded). contention :
     [samples used, systems still in contention] whenever the count changed during the run.
@@ -36,6 +38,7 @@ class SelectionResult:
     extras: dict[str, Any] = field(default_factory=dict)
     variances: np.ndarray | None = None
     contention: list = field(default_factory=list)   # [samples used, systems in contention]
+    samples_simulated: int | None = None
 
     def __post_init__(self) -> None:
         # public numbers are plain Python numbers (numpy scalars print as np.float64(...))
@@ -43,6 +46,8 @@ class SelectionResult:
         self.trace, self.extras = _plain(self.trace), _plain(self.extras)
         self.accounting, self.problem = _plain(self.accounting), _plain(self.problem)
         self.best, self.total_samples = int(self.best), int(self.total_samples)
+        self.samples_simulated = (self.total_samples if self.samples_simulated is None
+                                  else int(self.samples_simulated))
         self.wall_time = float(self.wall_time)
 
     @property
@@ -69,7 +74,7 @@ class SelectionResult:
         return {
             "best": int(self.best), "best_label": self.best_label,
             "best_mean": None if means[self.best] is None else means[self.best],
-            "total_samples": int(self.total_samples),
+            "total_samples": int(self.total_samples), "samples_simulated": int(self.samples_simulated),
             "sample_sizes": [int(n) for n in self.sample_sizes], "means": means,
             "wall_time": float(self.wall_time), "procedure": self.procedure,
             "params": _jsonable(self.params), "seed": _jsonable(self.seed),
@@ -93,7 +98,7 @@ class SelectionResult:
                    seed=d["seed"], problem=d.get("problem", {}), guarantee=d.get("guarantee", ""),
                    best_label=d.get("best_label", ""), trace=d.get("trace", []),
                    accounting=d.get("accounting", {}), extras=d.get("extras", {}),
-                   contention=d.get("contention", []),
+                   contention=d.get("contention", []), samples_simulated=d.get("samples_simulated"),
                    variances=None if d.get("variances") is None else np.array(
                        [np.nan if v is None else v for v in d["variances"]], dtype=float))
 

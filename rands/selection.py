@@ -88,7 +88,8 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     best = int(out.best)
     acc = ctx.executor.accounting(wall) if hasattr(ctx.executor, "accounting") else {}
     return SelectionResult(
-        best=best, total_samples=int(ctx.total), sample_sizes=ctx.n.copy(), means=ctx.means(),
+        best=best, total_samples=int(ctx.total), samples_simulated=int(ctx.simulated),
+        sample_sizes=ctx.n.copy(), means=ctx.means(),
         variances=ctx.variances(), contention=recorder.points,
         wall_time=wall, procedure=proc.name, params=proc.get_params(), seed=streams.seed,
         problem=prob.spec() if _small_spec(prob) else {"name": prob.name, "k": prob.k},

@@ -7,7 +7,7 @@ from scipy import integrate, optimize, stats
 
 import rands
 from rands.errors import Interrupted, ParameterError
-from rands.procedures.fixed_precision._core import _kn_screen, _nearest_sq_dist
+from rands.procedures.fixed_precision.kn_engine import SMALL_GROUP, _kn_block
 from rands.procedures.fixed_precision.constants import (gsp_eta, gsp_tail, kn_eta, kn_h2, rinott_h,
                                                        rinott_h_limit)
 from rands.procedures.fixed_precision.gsp import GSP, _gsp_screen
@@ -86,38 +86,75 @@ def test_gsp_eta_solves_equation_and_matches_monte_carlo():
 
 
 # --------------------------------------------------------------------------- screening kernels
-def _kn_screen_brute(idx, sums, x1, h2, delta, r):
-    keep = np.ones(len(idx), dtype=bool)
-    for a, i in enumerate(idx):
-        for l in idx:
-            if l == i:
-                continue
-            s2 = np.var(x1[i] - x1[l], ddof=1)
-            if sums[l] - sums[i] > max(0.0, h2 * s2 / (2 * delta) - delta * r / 2):
-                keep[a] = False
-    return keep
+def _kn_block_brute(P, x1, h2, delta, r_first, r_close, new0):
+    """KN stage by stage on the running sums P[t] (stage r_first + t), straight from the rule."""
+    m = P.shape[1]
+    alive = np.ones(m, dtype=bool)
+    used = np.zeros(m, dtype=np.int64)
+    s2 = np.array([[np.var(x1[i] - x1[l], ddof=1) for l in range(m)] for i in range(m)])
+    for t in range(P.shape[0]):
+        r = r_first + t
+        if t >= new0:
+            used[alive] = t + 1 - new0
+        out = np.zeros(m, dtype=bool)
+        for i in np.flatnonzero(alive):
+            for l in np.flatnonzero(alive):
+                if l != i and P[t, l] - P[t, i] > max(0.0, h2 * s2[i, l] / (2 * delta) - delta * r / 2):
+                    out[i] = True
+        alive &= ~out
+        if alive.sum() <= 1 or r >= r_close:
+            idx = np.flatnonzero(alive)
+            return alive, used, True, r, int(idx[np.argmax(P[t, idx])])
+    return alive, used, False, r_first + P.shape[0] - 1, -1
 
 
-@pytest.mark.parametrize("r", [20, 40, 80])
-def test_kn_screen_matches_brute_force(r):
-    rng = np.random.default_rng(r)
-    k, n0 = 60, 20
+@pytest.mark.parametrize("m,r", [(12, 20), (12, 60), (SMALL_GROUP + 40, 20), (SMALL_GROUP + 40, 60)])
+def test_kn_block_matches_brute_force(m, r):
+    """The compiled block screening (all-pairs for small groups, candidate pairs for large
+    ones) takes the decisions of the rule applied stage by stage: eliminations, the samples
+    each system used, the stage the match ends and its winner."""
+    rng = np.random.default_rng(m + r)
+    n0, L, delta = 20, 40, 0.5
     common = rng.standard_normal(n0)
-    x1 = 0.8 * common + rng.standard_normal((k, n0)) * rng.uniform(0.3, 2.0, (k, 1))
-    c = x1 - x1.mean(1, keepdims=True)
+    x1 = 0.8 * common + rng.standard_normal((m, n0)) * rng.uniform(0.3, 2.0, (m, 1))
+    c = np.ascontiguousarray(x1 - x1.mean(1, keepdims=True))
     a = (c * c).sum(1)
-    sums = rng.normal(0, 3 * np.sqrt(r), k)
-    idx = np.sort(rng.choice(k, 45, replace=False))
-    h2 = kn_h2(k, 0.05, n0)
-    want = _kn_screen_brute(idx, sums, x1, h2, 0.5, r)
-    assert want.sum() < len(idx)           # the case eliminates something
-    lmin = _nearest_sq_dist(c)
-    brute = np.array([min(np.sum((c[i] - c[l]) ** 2) for l in range(k) if l != i) for i in range(k)])
-    assert np.allclose(lmin, brute)
-    for bound in (np.zeros(k), lmin):      # pruning with the bound changes nothing
-        got = _kn_screen(idx, sums, c, a, bound, h2, 0.5, float(r), 1 / (n0 - 1),
-                         np.ones(len(idx), dtype=bool))
-        assert np.array_equal(got, want)
+    h2 = kn_h2(m, 0.05, n0)
+    mu = rng.normal(0, 0.4, m)
+    steps = mu[None, :] + rng.standard_normal((L, m)) * 1.5
+    P = np.vstack([rng.normal(0, 3 * np.sqrt(r), m)[None, :], steps]).cumsum(axis=0)
+    for new0, r_close in ((1, 10 ** 6), (0, 10 ** 6), (0, r + 15)):
+        Q = np.ascontiguousarray(P[1 - new0:])
+        want = _kn_block_brute(Q, x1, h2, delta, r, r_close, new0)
+        assert 0 < want[0].sum() < m                 # the case eliminates something
+        alive = np.ones(m, dtype=np.bool_)
+        used = np.zeros(m, dtype=np.int64)
+        done, r_end, win = np.zeros(1, np.bool_), np.zeros(1, np.int64), np.full(1, -1, np.int64)
+        _kn_block(np.array([0, m]), Q, c, a, np.array([h2 / (2 * delta) / (n0 - 1)]), delta,
+                  np.array([r]), np.array([r_close]), new0, alive, used, done, r_end, win)
+        assert np.array_equal(alive, want[0])
+        assert np.array_equal(used, want[1])
+        assert (bool(done[0]), int(r_end[0])) == (want[2], want[3])
+        if want[2]:
+            assert int(win[0]) == want[4]
+
+
+@pytest.mark.parametrize("name,params", [("kn", {}), ("kn", {"crn": True}), ("kt", {"g": 10, "n_groups": 3}),
+                                         ("kt", {"g": 5, "crn": True})])
+def test_lookahead_changes_cost_not_decisions(name, params):
+    """Drawing L stages ahead never changes the selected system, the used sample sizes or the
+    means: only the samples simulated (>= used, equal at lookahead=1)."""
+    prob = rands.problems.make("mdm", k=300, delta=0.5)
+    base = rands.select(prob, name, seed=5, alpha=0.05, delta=0.5, n0=10, lookahead=1, **params)
+    assert base.samples_simulated == base.total_samples
+    for L in (3, 32, None):
+        res = rands.select(prob, name, seed=5, alpha=0.05, delta=0.5, n0=10, lookahead=L, **params)
+        assert res.best == base.best
+        assert np.array_equal(res.sample_sizes, base.sample_sizes)
+        assert np.array_equal(res.means, base.means)
+        assert res.samples_simulated >= res.total_samples
+        if L == 32:
+            assert res.samples_simulated > res.total_samples
 
 
 def test_gsp_screen_matches_brute_force():
@@ -205,13 +242,15 @@ def test_gsp_pgs_1000_macroreps(config):
 
 
 # --------------------------------------------------------------------------- determinism and edge cases
+# a fixed look-ahead keeps the block boundaries (where checkpoints fall) the same in every run;
+# the adaptive default chooses blocks from measured timings (decisions are the same either way)
 ALL = {
     "rinott": lambda: Rinott(delta=0.5),
-    "kn": lambda: KN(delta=0.5),
-    "kn_crn": lambda: KN(delta=0.5, crn=True),
+    "kn": lambda: KN(delta=0.5, lookahead=3),
+    "kn_crn": lambda: KN(delta=0.5, crn=True, lookahead=1),
     "gsp": lambda: GSP(delta=0.5, n1=10, rbar=3, beta=5),
-    "kt": lambda: KT(delta=0.5, g=4, n_groups=3),
-    "kt_crn": lambda: KT(delta=0.5, g=4, n_groups=3, crn=True),
+    "kt": lambda: KT(delta=0.5, g=4, n_groups=3, lookahead=2),
+    "kt_crn": lambda: KT(delta=0.5, g=4, n_groups=3, crn=True, lookahead=1),
 }
 
 
@@ -272,12 +311,12 @@ def test_kt_match_replication_indices(crn):
     # a KT match among systems whose replication counters differ (as in later rounds):
     # under CRN every block uses common replications starting at the largest counter;
     # without CRN each system continues its own sequence (fresh, independent samples)
-    from rands.procedures.fixed_precision.kt import kt_group_match
+    from rands.procedures.fixed_precision.kn_engine import kn_match_chunk
     from rands.sampling import SamplingContext
     prob = RecordingSlippage(3)
     start = np.array([5, 40, 17])
     ctx = SamplingContext(prob, rands.Streams(0, crn=crn), next_rep=start.copy())
-    kt_group_match(ctx, alpha=0.05, delta=0.5, n0=20, crn=crn)
+    kn_match_chunk(ctx, sizes=[3], alpha=0.05, delta=0.5, n0=20, crn=crn, lookahead=None)
     first_sys, first_reps = prob.calls[0]
     assert len(prob.calls) > 1
     for sys_, reps in prob.calls:
@@ -309,16 +348,12 @@ class FakeCheckpointer:
         if self.saved is None:
             return None
         stats_, state = self.saved
-        for key in ("n", "sums", "sumsq", "next_rep"):
-            getattr(ctx, key)[:] = stats_[key]
-        ctx.total = stats_["total"]
+        ctx.restore_stats(stats_.copy())
         return {k: np.array(v) for k, v in state.items()}
 
     def at_boundary(self, ctx, state, force=False):
         self.count += 1
-        self.saved = ({"n": ctx.n.copy(), "sums": ctx.sums.copy(), "sumsq": ctx.sumsq.copy(),
-                       "next_rep": ctx.next_rep.copy(), "total": ctx.total},
-                      {k: np.array(v, copy=True) for k, v in state.items()})
+        self.saved = (ctx.stats.copy(), {k: np.array(v, copy=True) for k, v in state.items()})
         if self.stop_at is not None and self.count == self.stop_at:
             raise Interrupted(None)
 

@@ -14,7 +14,7 @@ import pytest
 import rands
 from rands.errors import ParameterError, SimulationError
 from rands.parallel import make_executor
-from rands.parallel.check import CASES
+from rands.parallel.check import CASES, procedure_of
 from rands.sampling import SerialExecutor
 
 HAVE_MPI = shutil.which("mpiexec") is not None
@@ -58,8 +58,9 @@ def serial_records():
     available = set(rands.procedures.names())
     recs = {}
     for name, (prob, params) in CASES.items():
-        if name in available:
-            recs[name] = record(rands.select("slippage", name, seed=7, problem_params=prob, **params))
+        if procedure_of(name) in available:
+            recs[name] = record(rands.select("slippage", procedure_of(name), seed=7, problem_params=prob,
+                                             **params))
     return recs
 
 
@@ -92,16 +93,15 @@ def test_import_rands_does_not_import_mpi4py():
 # ---------------------------------------------------------------------------- processes
 
 
-PROCS = ["kn", "kt", "fbkt", "ocba", "efg", "gsp", "pass"]
+PROCS = list(CASES)
 
 
 @pytest.mark.parametrize("name", PROCS)
 def test_processes_bit_identical(pool, serial_records, name):
-    if name not in serial_records:
-        pytest.skip(f"procedure {name} not available yet")
     from rands.parallel.check import record
     prob, params = CASES[name]
-    got = record(rands.select("slippage", name, seed=7, problem_params=prob, executor=pool, **params))
+    got = record(rands.select("slippage", procedure_of(name), seed=7, problem_params=prob, executor=pool,
+                              **params))
     assert got == serial_records[name]
 
 

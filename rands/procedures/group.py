@@ -23,48 +23,63 @@ from typing import Any
 
 import numpy as np
 
-from ..sampling import SamplingContext
+from ..sampling import SampleStats, SamplingContext
 
 __all__ = ["run_base", "greedy_allocation", "ReplayContext"]
 
 
 class ReplayContext(SamplingContext):
-    """A sub-context whose replications [0, replay) are served without counting them.
+    """A sub-context whose replications [0, replay) were already counted by the parent.
 
-    After the run, :meth:`merge_into` adds only the new samples to ``parent``.
+    Its own statistics count every sample the base procedure used; ``replayed``
+    counts those with replication < replay (the parent's pilot), so
+    :meth:`merge_into` adds only the new ones to ``parent``.
     """
 
     def __init__(self, parent: SamplingContext, replay: int) -> None:
         super().__init__(parent.problem, parent.streams, systems=parent.systems,
                          next_rep=np.zeros(parent.k, dtype=np.int64), executor=parent.executor)
         self.replay = int(replay)
-        self._rn = np.zeros(self.k, dtype=np.int64)
-        self._rs = np.zeros(self.k)
-        self._rss = np.zeros(self.k)
-        self._rtotal = 0
+        self.replayed = SampleStats.zeros(self.k)
 
-    def _simulate(self, sys_local: np.ndarray, reps: np.ndarray) -> np.ndarray:
-        hit = reps < self.replay
-        if not hit.any():
-            return super()._simulate(sys_local, reps)
-        out = np.empty(sys_local.shape[0])
-        h_sys, h_rep = sys_local[hit], reps[hit]
-        vals = np.asarray(self.executor.simulate(self.global_ids(h_sys), h_rep), dtype=np.float64)
-        out[hit] = vals
-        np.add.at(self._rn, h_sys, 1)
-        np.add.at(self._rs, h_sys, vals)
-        np.add.at(self._rss, h_sys, vals * vals)
-        self._rtotal += int(h_sys.shape[0])
-        if (~hit).any():
-            out[~hit] = super()._simulate(sys_local[~hit], reps[~hit])
+    def accept(self, systems, values, used, *, start=None) -> None:
+        systems = np.asarray(systems, dtype=np.int64)
+        first = (self.next_rep[systems] if start is None
+                 else np.broadcast_to(np.asarray(start, dtype=np.int64), systems.shape)).copy()
+        super().accept(systems, values, used, start=start)
+        cnt = np.clip(self.replay - first, 0, np.asarray(used, dtype=np.int64))
+        if cnt.any():
+            mask = np.arange(values.shape[1])[None, :] < cnt[:, None]
+            v = np.where(mask, values, 0.0)
+            r = self.replayed
+            np.add.at(r.n, systems, cnt)
+            np.add.at(r.sums, systems, v.sum(axis=1))
+            np.add.at(r.sumsq, systems, (v * v).sum(axis=1))
+            r.total += int(cnt.sum())
+
+    def draw_counts(self, systems, counts):
+        systems = np.asarray(systems, dtype=np.int64)
+        first = self.next_rep[systems].copy()
+        out = super().draw_counts(systems, counts)
+        for j, vals in enumerate(out):
+            c = int(np.clip(self.replay - first[j], 0, vals.shape[0]))
+            if c:
+                r = self.replayed
+                r.n[systems[j]] += c
+                r.sums[systems[j]] += float(vals[:c].sum())
+                r.sumsq[systems[j]] += float((vals[:c] ** 2).sum())
+                r.total += c
         return out
 
+    @property
+    def new_samples(self) -> int:
+        """Samples used beyond the replayed pilot."""
+        return int(self.total - self.replayed.total)
+
     def merge_into(self, parent: SamplingContext) -> None:
-        parent.n += self.n - self._rn
-        parent.sums += self.sums - self._rs
-        parent.sumsq += self.sumsq - self._rss
-        parent.next_rep = np.maximum(parent.next_rep, self.next_rep)
-        parent.total += self.total - self._rtotal
+        new = self.stats.minus(self.replayed)
+        new.simulated = self.stats.simulated
+        parent.stats.merge(new)
 
 
 def _base_object(base: str, params: dict):
@@ -104,7 +119,7 @@ def greedy_allocation(ctx: SamplingContext, *, budget: int, n0: int, batch: int 
     k = ctx.k
     # exploration: replications 0..n0-1 of every system (replayed when they are a pilot)
     ctx.draw(np.arange(k), int(n0))
-    left = int(budget) - (ctx.total - getattr(ctx, "_rtotal", 0))
+    left = int(budget) - (ctx.new_samples if isinstance(ctx, ReplayContext) else ctx.total)
     if left > 0:
         b = max(1, left // max(1, 4 * k)) if batch is None else int(batch)
         sums = ctx.sums.copy()

@@ -80,6 +80,7 @@ from ..errors import ParameterError, check_alpha, check_delta, check_float, chec
 from ..params import (ALPHA, CRN, DELTA, NAME, PROBABILITY_OPEN, Interval, Mapping_, Options, Sequence_,
                       ints, optional)
 from .base import Procedure, ProcedureOutput
+from .fixed_precision.kn_engine import run_kn_matches
 from .group import run_base
 
 __all__ = ["P3C", "DivideAndConquer"]
@@ -257,9 +258,8 @@ class _Pipeline(Procedure):
 
     def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray) -> np.ndarray:
         replay = self._replay()
-        # CRN alignment: every member of a group starts at the same replication
-        for g in groups:
-            ctx.next_rep[g] = ctx.next_rep[g].max()
+        # CRN alignment: every member of a group starts at the group's largest next replication
+        starts = [int(ctx.next_rep[g].max()) for g in groups]
         order = np.lexsort((np.arange(len(groups)), -cost))   # LPT order for dynamic executors
         workers = max(1, int(getattr(ctx.executor, "n_workers", 1)))
         assign, loads = balance_assignment(cost, workers)
@@ -273,8 +273,17 @@ class _Pipeline(Procedure):
                 calls.setdefault((name,), []).append(int(j))
             for (name,), idx in calls.items():
                 params = self._params_for(name, alpha=a_w)
+                if name == "kn" and replay == 0:     # every KN match of the step in bulk
+                    pos = run_kn_matches(ctx, [groups[j] for j in idx], alpha=params["alpha"],
+                                         delta=params["delta"], n0=params["n0"],
+                                         crn=bool(params.get("crn", False)),
+                                         lookahead=params.get("lookahead"))
+                    for j, w in zip(idx, pos):
+                        winners[j] = groups[j][int(w)]
+                    continue
                 res = ctx.run_groups(run_base, [groups[j] for j in idx], base=name, params=params,
-                                     replay=replay, costs=[float(cost[j]) for j in idx])
+                                     replay=replay, costs=[float(cost[j]) for j in idx],
+                                     starts=[starts[j] for j in idx])
                 for j, r in zip(idx, res):
                     winners[j] = groups[j][r["best"]]
         else:
@@ -289,7 +298,8 @@ class _Pipeline(Procedure):
                 total_b = b if self.base == "greedy" else b + replay * size
                 params = self._params_for(self.base, budget=total_b)
                 res = ctx.run_groups(run_base, [groups[j] for j in idx], base=self.base, params=params,
-                                     replay=replay, costs=[float(cost[j]) for j in idx])
+                                     replay=replay, costs=[float(cost[j]) for j in idx],
+                                     starts=[starts[j] for j in idx])
                 for j, r in zip(idx, res):
                     winners[j] = groups[j][r["best"]]
         ctx.log("within", groups=len(groups), loads=loads.tolist(), assignment=assign.tolist())
@@ -308,20 +318,20 @@ class _Pipeline(Procedure):
             return int(winners[0]), 0
         before = ctx.total
         start = int(ctx.next_rep.max())              # fresh replications, common to all winners
-        ctx.next_rep[winners] = start
         if self.budget is None:
             name = self.final or self.base
             params = self._params_for(name, alpha=self.alpha - self.alpha * self.alpha_split)
             if name != self.base:
                 params.pop("budget", None)
-            res = ctx.run_groups(run_base, [winners], base=name, params=params, replay=0)[0]
+            res = ctx.run_groups(run_base, [winners], base=name, params=params, replay=0,
+                                 starts=[start])[0]
             best = int(winners[res["best"]])
         else:
             per = (int(self.budget) - int(ctx.total)) // winners.size
             if per < 1:
                 raise ParameterError(f"budget={self.budget} leaves no final-stage samples; raise it or "
                                      f"final_fraction")
-            v = ctx.draw(winners, per)
+            v = ctx.draw(winners, per, start=start)
             best = int(winners[int(np.argmax(v.mean(axis=1)))])
         ctx.log("final", winners=int(winners.size), samples=int(ctx.total - before))
         return best, int(ctx.total - before)

@@ -140,9 +140,7 @@ class PASS(Procedure):
             ctx.boundary(state)
         state = {"alive": np.array(state["alive"], dtype=bool), "var": np.asarray(state["var"], float),
                  "rounds": int(state["rounds"])}
-        ex = ctx.executor
-        if (self.asynchronous and getattr(ex, "supports_async", False) and ctx.systems is None
-                and ctx.budget is None):
+        if self.asynchronous and ctx.supports_async and ctx.systems is None:
             self._run_async(ctx, state, c)
         else:
             self._run_sync(ctx, state, c)
@@ -185,18 +183,22 @@ class PASS(Procedure):
             ctx.boundary(state)
 
     def _run_async(self, ctx, state: dict, c: float) -> None:
-        """Master loop: keep every worker busy with jobs of batch samples; no barrier."""
-        ex = ctx.executor
+        """Master loop: keep every worker busy with jobs of batch samples; no barrier.
+
+        Samples go out through ``ctx.submit`` (which reserves replications and
+        enforces the budget) and come back through ``ctx.collect`` (which counts
+        them and reports progress); the test runs after every returned job.
+        """
         alive, var = state["alive"], state["var"]
         cap = int(self.max_samples)
         batch = int(self.batch)
 
         def per_job() -> int:
-            """Systems per job: ~20 ms of work at the executor's measured cost per sample."""
-            cost = getattr(ex, "_cost", float("nan"))
+            """Systems per job: ~20 ms of work at the measured cost per sample."""
+            cost = ctx.cost_per_sample()
             return 1 if not cost == cost or cost <= 0 else max(1, int(0.02 / (cost * batch)))
         in_flight = np.zeros(ctx.k, dtype=bool)
-        ex.begin_async()
+        ctx.begin_async()
         tag = 0
         cursor = 0
         returned_since_boundary = 0
@@ -205,29 +207,21 @@ class PASS(Procedure):
         def eligible() -> np.ndarray:
             return np.flatnonzero(alive & ~in_flight & (ctx.n < cap) & (ctx.next_rep < cap))
 
-        pending = 0
         round_drain = False
         while True:
             finishing = alive.sum() <= 1
             if not finishing and not round_drain:
                 cand = eligible()
-                while cand.size and ex.async_capacity() > 0:
+                while cand.size and ctx.async_capacity() > 0:
                     # round-robin over the eligible systems from the cursor
                     start = np.searchsorted(cand, cursor)
                     take = np.roll(cand, -start)[:per_job()]
                     cursor = int(take[-1]) + 1
-                    counts = np.minimum(batch, cap - ctx.next_rep[take])
-                    sys_flat = np.repeat(take, counts)
-                    offsets = np.cumsum(counts) - counts
-                    reps = np.repeat(ctx.next_rep[take], counts) + (np.arange(counts.sum())
-                                                                     - np.repeat(offsets, counts))
-                    ctx.next_rep[take] += counts
+                    ctx.submit(tag, take, np.minimum(batch, cap - ctx.next_rep[take]))
                     in_flight[take] = True
-                    ex.submit(tag, ctx.global_ids(sys_flat), reps)
                     tag += 1
-                    pending += 1
                     cand = eligible()
-            if pending == 0:
+            if ctx.in_flight == 0:
                 if finishing or eligible().size == 0:
                     break
                 if round_drain:   # nothing in flight: a consistent state for trace and checkpoint
@@ -239,17 +233,10 @@ class PASS(Procedure):
                     t_last = time.perf_counter()
                     round_drain = False
                 continue
-            for _, systems, _reps, values in ex.wait_any():
-                pending -= 1
-                np.add.at(ctx.n, systems, 1)
-                np.add.at(ctx.sums, systems, values)
-                np.add.at(ctx.sumsq, systems, values * values)
-                ctx.total += values.size
+            for _tag, systems, values in ctx.collect():
                 in_flight[np.unique(systems)] = False
                 returned_since_boundary += values.size
                 self._eliminate(ctx, alive, var, c)
-            if ctx.progress is not None:
-                ctx.progress(ctx.total)
             if returned_since_boundary >= max(1, int(alive.sum())) * batch:
                 round_drain = True   # stop submitting until in-flight jobs are back (about once per round)
         state["rounds"] += 1

@@ -7,23 +7,9 @@ from ...errors import ParameterError, check_int
 from ...params import ALPHA, CRN, DELTA, ints, optional
 from ..base import Procedure, ProcedureOutput
 from ._core import _as_int, check_common, kn_stage, rinott_stage
-from .kn_engine import KNMatches, kn_matches
+from .kn_engine import run_kn_matches
 
 ROUND = "round_"            # checkpoint-state prefix of the round in progress
-SHIP_THRESHOLD_S = 0.05     # rounds estimated cheaper than this run on the coordinator
-
-
-def kt_match_chunk(ctx, *, sizes: list[int], alpha: float, delta: float, n0: int, crn: bool,
-                   lookahead: int | None) -> list[int]:
-    """Several KT matches on one sub-context whose systems are the matches' systems in
-    order (``sizes`` of each); returns each match's winner as a position in its match.
-
-    Module-level so that parallel backends can run it on other processes or ranks.
-    """
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    groups = [np.arange(bounds[j], bounds[j + 1]) for j in range(len(sizes))]
-    return kn_matches(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn,
-                      lookahead=lookahead).tolist()
 
 
 def kt_rounds(size: int, g: int) -> int:
@@ -108,9 +94,8 @@ class KT(Procedure):
         alive = np.array(st["alive"], dtype=bool)
         st["alive"] = alive
         rnd = _as_int(st["round"])
-        while rnd < R or KNMatches.has_state(st, ROUND):
-            if not KNMatches.has_state(st, ROUND):
-                rnd += 1
+        while rnd < R:      # a checkpoint inside round rnd + 1 holds its matches under ROUND
+            rnd += 1
             groups = []
             for j in range(p):
                 groups.extend(kt_groups(np.flatnonzero(alive & (part_of == j)), g))
@@ -144,29 +129,6 @@ class KT(Procedure):
                                                   if finalists.shape[0] > 1 else "none"})
 
     def _round(self, ctx, groups: list[np.ndarray], st: dict, **kn) -> list[int]:
-        """All matches of one round; returns each match's winner (position in its match).
-
-        On the coordinator (in bulk, checkpointed at block boundaries, progress
-        reported) unless the executor has several workers and the round is
-        estimated dearer than SHIP_THRESHOLD_S: then matches are dealt into
-        chunks (longest first) that run whole on the workers. Both give the same
-        winners: a match depends only on its systems' samples.
-        """
-        workers = int(getattr(ctx.executor, "n_workers", 1))
-        n_sys = sum(len(x) for x in groups)
-        cost = ctx.cost_per_sample()
-        est = n_sys * 8 * kn["n0"] * (cost if cost == cost else 1e-3)
-        if workers > 1 and est > SHIP_THRESHOLD_S and not KNMatches.has_state(st, ROUND):
-            n_chunks = min(len(groups), 4 * workers)
-            chunks = [list(range(j, len(groups), n_chunks)) for j in range(n_chunks)]
-            members = [np.concatenate([groups[i] for i in ch]) for ch in chunks]
-            per_task = [{"sizes": [len(groups[i]) for i in ch]} for ch in chunks]
-            outs = ctx.run_groups(kt_match_chunk, members, costs=[len(x) for x in members],
-                                  per_task=per_task, lookahead=self.lookahead, **kn)
-            winners = [0] * len(groups)
-            for ch, out in zip(chunks, outs):
-                for i, w in zip(ch, out):
-                    winners[i] = int(w)
-            return winners
-        return kn_matches(ctx, groups, lookahead=self.lookahead, st=st, prefix=ROUND,
-                          save=lambda: ctx.boundary(st), **kn).tolist()
+        """All matches of one round (see :func:`run_kn_matches`); each winner's position."""
+        return run_kn_matches(ctx, groups, lookahead=self.lookahead, st=st, prefix=ROUND,
+                              save=lambda: ctx.boundary(st), **kn).tolist()
