@@ -114,6 +114,13 @@ def _make_executor(backend: str, workers: int | None, **options):
     return ex, True
 
 
+def _takes_oversubscribe() -> bool:
+    """Whether the processes executor accepts ``oversubscribe`` (the CLI checks it either way)."""
+    import inspect
+    from rands.parallel.processes import ProcessExecutor
+    return "oversubscribe" in inspect.signature(ProcessExecutor.__init__).parameters
+
+
 def _write_json(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file in its folder, then a rename)."""
     import tempfile
@@ -190,8 +197,8 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
             extra["sim_timeout"] = float(run["sim_timeout"])
             if backend != "serial":
                 options["sim_timeout"] = float(run["sim_timeout"])
-        if run.get("oversubscribe") and backend == "processes":
-            options["oversubscribe"] = True
+        if run.get("oversubscribe") and backend == "processes" and _takes_oversubscribe():
+            options["oversubscribe"] = True     # checked above; the executor may bound it too
         executor, is_root = _make_executor(backend, workers, **options)
         if not is_root:
             return None

@@ -28,7 +28,8 @@ from .errors import ParameterError
 
 __all__ = ["Constraint", "Interval", "Options", "Boolean", "NoneValue", "String", "Mapping_",
            "Sequence_", "Seed", "Callable_", "InstanceOf", "validate_params", "check_param",
-           "describe_value"]
+           "describe_value", "ints", "optional", "ALPHA", "DELTA", "POSITIVE", "PROBABILITY_OPEN", "CRN",
+           "NAME"]
 
 
 def _is_int(v: Any) -> bool:
@@ -65,6 +66,9 @@ class Constraint:
 
     def __str__(self) -> str:
         raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self}>"
 
 
 class Interval(Constraint):
