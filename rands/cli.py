@@ -11,8 +11,10 @@
 
 CONFIG.toml has ``[problem]`` (name + params), ``[procedure]`` (name + params)
 and ``[run]`` (seed; backend = "serial" | "processes" | "mpi"; workers;
-checkpoint; checkpoint_interval; output; progress). Under ``mpiexec`` only rank
-0 prints or writes.
+oversubscribe; checkpoint; checkpoint_interval; output; progress; sim_timeout).
+Under ``mpiexec`` only rank 0 prints or writes. Everything is checked before the
+first sample (rands.params tables, rands.preflight: memory, workers, paths, locks);
+every error is one line on stderr with exit code 2 (``--debug``: the traceback).
 """
 from __future__ import annotations
 
