@@ -255,6 +255,9 @@ def test_7_second_run_on_the_same_paths_is_refused_with_the_pid(tmp_path, capsys
     ({"seed": True}, ["seed", "got True"]),
     ({"seed": "abc"}, ["seed", "got 'abc'"]),
     ({"workers": 10**9, "backend": "processes"}, ["workers=1,000,000,000 exceeds", "oversubscribe = true"]),
+    # 2 at the CLI: even with oversubscribe, 10^9 processes are refused by the memory estimate
+    ({"workers": 10**9, "backend": "processes", "oversubscribe": True},
+     ["1,000,000,000 workers x", "this machine has"]),
 ])
 def test_8_run_table_values_are_one_line(tmp_path, capsys, run, needles):
     cfg = write_config(tmp_path / "c.toml", SMALL, KN, run)
