@@ -64,7 +64,7 @@ def test_select_builds_the_bar_with_the_budget(monkeypatch):
             made.append(self)
 
     monkeypatch.setattr(progress_mod, "ProgressBar", Spy)
-    res = rands.select("slippage", "ocba", seed=1, problem_params={"k": 10}, budget=500, n0=5,
+    res = rands.select("slippage", "ocba", seed=1, problem_params={"k": 10}, budget=500, n0=10,
                        progress=True)
     assert made[0].fixed_total == 500 and made[0].count == res.total_samples == 500
     res = rands.select("slippage", "kn", seed=1, problem_params={"k": 10}, alpha=0.05, delta=0.5,
