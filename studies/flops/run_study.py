@@ -326,10 +326,12 @@ def write_summary(results, path) -> None:
         lines.append("## Final test accuracy at equal forward passes (95% t-interval over seeds; CRN differences vs uniform)\n")
         lines.append("| model | est | q | lr | allocator | final acc | final - uniform | mean-curve acc - uniform | passes to target (per seed) |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
+        run_lr = {(c["model"], c["estimator"], c["queries_per_point"]): c.get("lr") for c in results.get("curves", [])}
         for r in results["curves_summary"] + results.get("lrsweep_summary", []):
             f, d, a = r["final_acc"], r["final_minus_uniform"], r["mean_curve_acc_minus_uniform"]
             hits = ",".join("-" if h is None else f"{h // 1000}k" for h in r["passes_to_target"])
-            lr = r.get("lr") or DEFAULT_LR[r["estimator"]]
+            # summaries recorded before "lr" was stored: take the lr the curves ran with (the ViT ran at 0.02)
+            lr = r.get("lr") or run_lr.get((r["model"], r["estimator"], r["q"])) or DEFAULT_LR[r["estimator"]]
             lines.append(f"| {r['model']} | {r['estimator']} | {r['q']} | {lr} | {r['allocator']} | {f['mean']:.3f} ± {f['half_width']:.3f}"
                          f" | {d['mean']:+.3f} ± {d['half_width']:.3f} | {a['mean']:+.3f} ± {a['half_width']:.3f} | {hits} (target {r['target']}) |")
         lines.append("")
