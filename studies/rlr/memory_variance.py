@@ -153,6 +153,21 @@ def report(out: Path) -> None:
              "(memory-saving form; in parentheses the summed surrogate, all terms alive at once). "
              "tr Cov and MSE per batch, relative to |g|^2 (95 % bootstrap CI). Rel. bias = |mean - g| / |g| "
              "(MC noise floor in parentheses).", ""]
+    if cells:
+        names = list(cells[0]["estimators"])
+        hdr = " | ".join(f"T={c['T']} eta={c['eta']}" for c in cells)
+        lines += ["## Summary: peak (steps, memory-saving form) and tr Cov / |g|^2 (MSE / |g|^2 for biased ones)",
+                  "", f"| estimator | peak | {hdr} |", "|---|---|" + "---|" * len(cells)]
+        for n in names:
+            peaks = sorted({round(c["estimators"][n]["peak_steps_streamed"], 2) for c in cells})
+            pk = "T + 0.33" if n == "full_bp" else "/".join(f"{p:.2f}" for p in peaks)
+            vals = []
+            for c in cells:
+                r, g2 = c["estimators"][n], c["truth_norm"] ** 2
+                biased = not r["coverage"].startswith("unbiased")
+                vals.append(f"{r['mse'] / g2:.3g} (MSE)" if biased else f"{r['tr_cov'] / g2:.3g}")
+            lines.append(f"| {n} | {pk} | " + " | ".join(vals) + " |")
+        lines.append("")
     for c in cells:
         g2 = c["truth_norm"] ** 2
         lines += [f"## T = {c['T']}, eta = {c['eta']}  ({c['reps']} replications of {c['batch']} chains; "
