@@ -18,4 +18,6 @@ def slurm():
         yield cluster
     finally:
         left = cluster.stop()
-    assert not left, f"the private Slurm left work behind: {left}"
+    assert not left, f"the private Slurm left work behind: {left} (logs in {cluster.log})"
+    import shutil
+    shutil.rmtree(cluster.root, ignore_errors=True)

@@ -44,15 +44,16 @@ lookahead = 8
 seed = 7
 """
 
-# KN on 20 slippage systems whose samples each wait 2 ms (sleepy-slippage, a plugin problem
-# from tests/slurm_problems.py): ~21k samples, ~40 s serial, ~20 s on two ranks, with
-# little CPU; a stage boundary (where SIGTERM is honoured) every few tenths of a second
+# KN on 20 slippage systems whose samples each wait 1.5 ms (sleepy-slippage, a plugin problem
+# from tests/slurm_problems.py): ~21k samples, ~32 s serial, ~25 s on two ranks (the late
+# stages have few survivors), with little CPU; a stage boundary (where SIGTERM is honoured)
+# every few tenths of a second
 LONG = """
 [problem]
 name = "sleepy-slippage"
 k = 20
 delta = 0.1
-cost = 0.002
+cost = 0.0015
 
 [procedure]
 name = "kn"
@@ -103,10 +104,10 @@ def _serial(folder: Path, name: str, body: str, env: dict | None = None) -> subp
                             env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
-def _collect(proc: subprocess.Popen) -> dict:
+def _collect(proc: subprocess.Popen, full: bool = False) -> dict:
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    return _record(json.loads(out))
+    return json.loads(out) if full else _record(json.loads(out))
 
 
 def _job_output(folder: Path, jobid: str) -> str:
@@ -145,6 +146,13 @@ def _signal_time(slurm, jobid: str) -> float:
     return datetime.fromisoformat(m.group(1)).timestamp()
 
 
+def _ckpt_total(path: Path) -> int:
+    """Samples used so far, from the checkpoint's metadata."""
+    import numpy as np
+    with np.load(path, allow_pickle=False) as data:
+        return int(json.loads(str(data["meta"][()]))["total"])
+
+
 def _wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -167,7 +175,7 @@ def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
 
     # slurmctld sends --signal warnings only when it tests time limits (every 30 s). Submit
     # 15 s before its next test: by then the job has started rands (a few seconds, more on a
-    # busy machine) and is mid-run (it needs ~20 s more on two ranks).
+    # busy machine) and is mid-run (it needs ~15 s more on two ranks).
     lead = 15.0
     phases = {"start": time.time()}
     while True:
@@ -190,6 +198,7 @@ def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
     assert _exit(info1) == "3:0", (info1, log1)
     assert "rands: run interrupted; checkpoint written" in log1, log1
     assert ckpt.exists() and not (tmp_path / "results" / "long.json").exists()
+    total1 = _ckpt_total(ckpt)
     signalled = _signal_time(slurm, job1)
     written = ckpt.stat().st_mtime
     assert 0 <= written - signalled < 10, written - signalled   # SIGTERM to checkpoint on disk
@@ -206,6 +215,7 @@ def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
     assert "rands: run interrupted; checkpoint written" in log2, log2
     cancel_to_ckpt = ckpt.stat().st_mtime - t_cancel
     assert cancel_to_ckpt < 10, cancel_to_ckpt
+    assert _ckpt_total(ckpt) > total1          # job 2 went on from job 1's checkpoint
 
     phases["job2 end"] = time.time()
     job3 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=plugin)
@@ -214,7 +224,11 @@ def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
     assert info3["JobState"] == "COMPLETED" and _exit(info3) == "0:0", (info3, log3)
     phases["job3 end"] = time.time()
     result = json.loads((tmp_path / "results" / "long.json").read_text())
-    assert _record(result) == _collect(ref)
+    serial = _collect(ref, full=True)
+    assert _record(result) == _record(serial)
+    # job 3 really resumed: it simulated only what was left (sim_time: 1.5 ms per sample)
+    assert sum(result["accounting"]["sim_time"]) < 0.8 * sum(serial["accounting"]["sim_time"]), \
+        (result["accounting"], serial["accounting"])
     phases["ref end"] = time.time()
     phases = {k: round(v - phases["start"], 1) for k, v in phases.items()}
     print(f"SIGTERM at the time limit -> checkpoint written: {written - signalled:.2f} s; "
