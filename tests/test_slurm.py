@@ -188,7 +188,8 @@ def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
                         env=plugin)
     phases["submit1"] = time.time()
     first_ckpt = None
-    while slurm.jobs():
+    deadline = time.time() + 120
+    while slurm.jobs() and time.time() < deadline:
         if first_ckpt is None and ckpt.exists():
             first_ckpt = time.time()
         time.sleep(0.05)
