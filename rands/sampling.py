@@ -399,12 +399,14 @@ class SamplingContext:
     # ------------------------------------------------------------------ progress
     def report_progress(self, **info) -> None:
         """Tell the progress callback where the run stands (total used, simulated, extras)."""
-        if self.progress is None:
-            return
+        if self.progress is not None:
+            self._emit_progress(self.stats.total, self.stats.simulated, info)
+
+    def _emit_progress(self, total: int, simulated: int, info: dict) -> None:
         if self._progress_kw:
-            self.progress(self.stats.total, simulated=self.stats.simulated, **info)
+            self.progress(total, simulated=simulated, **info)
         else:
-            self.progress(self.stats.total)
+            self.progress(total)
 
     # ------------------------------------------------------------------ statistics
     def means(self) -> np.ndarray:
@@ -458,6 +460,33 @@ class SamplingContext:
             raise BudgetExceededError(f"groups used {self.stats.total} samples, over the budget {self.budget}")
         self.report_progress()
         return results
+
+    def child(self, local: np.ndarray, stats: SampleStats | None = None) -> "SamplingContext":
+        """A context over the systems ``local`` (in that order) with statistics of its own
+        (zero, or ``stats`` when resuming), sharing this one's executor, budget and progress.
+
+        Work done on a child and merged back with :meth:`merge_child` gives the same
+        numbers as the same work sent to a worker through :meth:`run_groups`.
+        """
+        local = np.asarray(local, dtype=np.int64)
+        parent = self
+
+        def forward(total: int, simulated: int = 0, **info) -> None:
+            parent._emit_progress(parent.stats.total + total, parent.stats.simulated + simulated, info)
+
+        sub = SamplingContext(self.problem, self.streams, budget=self.remaining_budget(),
+                              executor=self.executor, systems=self.global_ids(local),
+                              next_rep=self.stats.next_rep[local],
+                              progress=forward if self.progress is not None else None)
+        sub.trace = self.trace
+        if stats is not None:
+            sub.restore_stats(stats)
+        return sub
+
+    def merge_child(self, child: "SamplingContext", local: np.ndarray) -> None:
+        """Add a child's statistics (see :meth:`child`) into these."""
+        self.stats.merge(child.stats, np.asarray(local, dtype=np.int64))
+        self.report_progress()
 
     def export_stats(self) -> dict:
         return self.stats.to_dict()

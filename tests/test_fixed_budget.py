@@ -269,15 +269,13 @@ class _MemoryCheckpointer:
         if self.saved is None:
             return None
         s = self.saved
-        ctx.n[:], ctx.sums[:], ctx.sumsq[:], ctx.next_rep[:] = s["n"], s["sums"], s["sumsq"], s["next_rep"]
-        ctx.total = s["total"]
+        ctx.restore_stats(s["stats"].copy())
         return {k: np.array(v, copy=True) for k, v in s["state"].items()}
 
     def at_boundary(self, ctx, state, force=False):
         self.count += 1
         if self.count == self.stop_at:
-            self.saved = {"n": ctx.n.copy(), "sums": ctx.sums.copy(), "sumsq": ctx.sumsq.copy(),
-                          "next_rep": ctx.next_rep.copy(), "total": ctx.total,
+            self.saved = {"stats": ctx.stats.copy(),
                           "state": {k: np.array(v, copy=True) for k, v in state.items()}}
             raise _Stop
 

@@ -35,7 +35,10 @@ from typing import Callable
 import numba
 import numpy as np
 
+from ...sampling import SampleStats
 from .constants import kn_h2
+
+STATS_FIELDS = ("n", "sums", "sumsq", "next_rep", "total", "simulated")
 
 SMALL_GROUP = 48          # groups up to this size are screened all-pairs at every stage
 SHIP_THRESHOLD_S = 0.05   # matches estimated cheaper than this run on the coordinator
@@ -248,8 +251,27 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
         for ch, out in zip(chunks, outs):
             winners[ch] = out
         return winners
-    return kn_matches(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead,
-                      st=st, prefix=prefix, save=save)
+    # here: on a child context (the statistics of these matches start at zero and are merged
+    # at the end, the same arithmetic as a worker's), checkpointed at every block boundary
+    st = {} if st is None else st
+    rows = np.concatenate([np.asarray(g, dtype=np.int64) for g in groups])
+    key = prefix + "stats_"
+    restored = (SampleStats.from_dict({f: st[key + f] for f in STATS_FIELDS})
+                if resuming and (key + "n") in st else None)
+    child = ctx.child(rows, restored)
+    bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.int64)
+    local = [np.arange(bounds[j], bounds[j + 1]) for j in range(len(groups))]
+    inner = None
+    if save is not None:
+        def inner() -> None:
+            st.update({key + f: v for f, v in child.stats.to_dict().items()})
+            save()
+    winners = kn_matches(child, local, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead,
+                         st=st, prefix=prefix, save=inner)
+    ctx.merge_child(child, rows)
+    for f in STATS_FIELDS:
+        st.pop(key + f, None)
+    return winners
 
 
 def kn_match_chunk(ctx, *, sizes: list[int], alpha: float, delta: float, n0: int, crn: bool,
