@@ -324,8 +324,10 @@ def optional(constraints: list[Constraint]) -> list[Constraint]:
 #: error probabilities: below 1e-10 the constants (h, eta) grow without a useful bound and
 #: 1 - alpha rounds to 1 in floating point near 1e-16
 ALPHA = [Interval(float, 1e-10, 1.0, closed="left")]
-#: indifference-zone parameter: finite and > 0 (inf would stop screening at once)
-DELTA = [Interval(float, 0.0, None, closed="neither")]
+#: indifference-zone parameter: finite (inf would stop screening at once) and at least 1e-150,
+#: so that delta**2 (every IZ procedure divides by it) is a normal double, not 0: with
+#: delta = 1e-300, KN divided by zero and stopped after its first stage without a guarantee
+DELTA = [Interval(float, 1e-150, None)]
 POSITIVE = [Interval(float, 0.0, None, closed="neither")]
 PROBABILITY_OPEN = [Interval(float, 0.0, 1.0, closed="neither")]
 CRN = [Boolean()]

@@ -390,7 +390,7 @@ def test_checkpoint_resume_identical(proc):
     (GSP, {"n1": 1}, "n1 must be >= 2"),
     (GSP, {"alpha1": 0.6, "alpha2": 0.5}, "alpha1 \\+ alpha2"),
     (GSP, {"beta": 0}, "beta must be in"),
-    (GSP, {"rbar": -1}, "rbar must be >= 0"),
+    (GSP, {"rbar": -1}, r"rbar must be in \[0, 1000000\], got -1"),
 ])
 def test_invalid_parameters(cls, kw, match):
     with pytest.raises(ParameterError, match=match):

@@ -69,7 +69,7 @@ class GSP(Procedure):
     supports_crn = False
     reference = "Ni, Ciocan, Henderson & Hunter (2017), Oper. Res. 65(3):821-836"
     _parameter_constraints = {"alpha1": ALPHA, "alpha2": ALPHA, "delta": DELTA, "n1": ints(2),
-                              "rbar": ints(0), "beta": POSITIVE, "n0": ints(0), "crn": CRN}
+                              "rbar": ints(0, 10**6), "beta": POSITIVE, "n0": ints(0), "crn": CRN}
 
     def __init__(self, alpha1: float = 0.025, alpha2: float = 0.025, delta: float = 0.1, n1: int = 50,
                  rbar: int = 10, beta: float = 100.0, n0: int = 0, crn: bool = False):
