@@ -100,7 +100,8 @@ class TwoStageNeyman(Allocator):
     point's pilot draws then depends on those same draws, which biases the mean; on the tiny
     MLP of ``tests/test_flops.py`` (layer-wise LR, pilot 2) it shrinks the gradient by 9-10%
     along its direction at 6 units per point (18% at 4, 3% at 12; ``studies/flops/README.md``,
-    where the unbiased default has 1.5-2.6x uniform's MSE on that model). Kept for comparison only. ``moment="variance"`` uses the pilot sample variances (pilot >= 2);
+    where the unbiased default has 1.5-2.6x uniform's MSE on that model). Kept for comparison
+    only. ``moment="variance"`` uses the pilot sample variances (pilot >= 2);
     ``"second"`` the pilot mean squared norms E||ghat||^2 = v_i + ||g_i||^2 (pilot >= 1,
     cheaper; see QueryStats.point_second_moments).
     """
