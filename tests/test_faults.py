@@ -315,6 +315,9 @@ def test_8_argparse_errors_are_one_line(capsys):
     (KN, {"progress": "yes"}, ["[run]: progress must be true or false, got 'yes'"]),
     (KN, {"workers": 4}, ["workers=4 needs backend = 'processes' or 'mpi'"]),
     ({"name": "kn", "alpha": 1e-300}, {}, ["procedure 'kn': alpha must be in [1e-10, 1)", "got 1e-300"]),
+    # found while fuzzing: delta**2 underflowed to 0 and KN stopped after its first stage
+    ({"name": "kn", "delta": 1e-300}, {}, ["procedure 'kn': delta must be in [1e-150, inf)", "got 1e-300"]),
+    ({"name": "gsp", "rbar": 10**12}, {}, ["procedure 'gsp': rbar must be in [0, 1000000]"]),
 ])
 def test_9_silently_accepted_values_are_refused(tmp_path, capsys, procedure, run, needles):
     cfg = write_config(tmp_path / "c.toml", SMALL, procedure, run)
