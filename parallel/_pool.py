@@ -24,79 +24,13 @@ from __future__ import annotations
 import math
 import pickle
 import time
-import traceback
 from collections import deque
 from typing import Any, Callable
 
 import numpy as np
 
 from rands.errors import SimulationError
-from rands.sampling import run_group_task
-
-# ---------------------------------------------------------------------------- worker side
-
-
-def locate_failure(problem, streams, systems: np.ndarray, reps: np.ndarray,
-                   time_limit_s: float = 2.0) -> tuple[int, int, str] | None:
-    """Find the first pair of a failing block that fails on its own (bounded search)."""
-    t0 = time.perf_counter()
-    for n in range(systems.shape[0]):
-        if time.perf_counter() - t0 > time_limit_s:
-            return None
-        try:
-            v = problem.simulate(systems[n:n + 1], reps[n:n + 1], streams)
-            v = np.asarray(v, dtype=np.float64)
-            if v.shape != (1,) or not np.isfinite(v[0]):
-                return int(systems[n]), int(reps[n]), f"simulation returned non-finite value {v}"
-        except SimulationError as exc:
-            return exc.system, exc.replication, exc.detail
-        except Exception as exc:  # noqa: BLE001
-            return int(systems[n]), int(reps[n]), f"simulation raised {type(exc).__name__}: {exc}"
-    return None
-
-
-def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray):
-    """Simulate one chunk. Returns ("ok", values, busy) or ("err", message, system, replication)."""
-    t0 = time.perf_counter()
-    try:
-        values = np.ascontiguousarray(problem.simulate(systems, reps, streams), dtype=np.float64)
-    except SimulationError as exc:
-        return ("err", exc.detail, exc.system, exc.replication)
-    except Exception as exc:  # noqa: BLE001 - reported with its location
-        where = locate_failure(problem, streams, systems, reps)
-        if where is None:
-            return ("err", f"simulation raised {type(exc).__name__}: {exc}", int(systems[0]), int(reps[0]))
-        return ("err",) + (where[2], where[0], where[1])
-    busy = time.perf_counter() - t0
-    if values.shape != systems.shape:
-        return ("err", f"simulation returned shape {values.shape}, expected {systems.shape}",
-                int(systems[0]), int(reps[0]))
-    bad = ~np.isfinite(values)
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
-        return ("err", f"simulation returned non-finite value {values[j]}", int(systems[j]), int(reps[j]))
-    return ("ok", values, busy)
-
-
-def run_group_job(problem, streams, fn: Callable, task: dict):
-    """Run one group task. Returns ("ok", (result, stats), busy) or ("err", message, system, replication)."""
-    t0 = time.perf_counter()
-    try:
-        out = run_group_task(problem, streams, fn, task)
-    except SimulationError as exc:
-        return ("err", exc.detail, exc.system, exc.replication)
-    except Exception as exc:  # noqa: BLE001
-        systems = np.asarray(task["systems"])
-        nxt = np.asarray(task["next_rep"])
-        tb = traceback.format_exc(limit=4)
-        return ("err", f"group task {getattr(fn, '__name__', fn)} raised {type(exc).__name__}: {exc}\n{tb}",
-                int(systems[0]) if systems.size else -1, int(nxt[0]) if nxt.size else -1)
-    stats = out[1]
-    stats = {"n": np.asarray(stats["n"]), "sums": np.asarray(stats["sums"]),
-             "sumsq": np.asarray(stats["sumsq"]), "next_rep": np.asarray(stats["next_rep"]),
-             "total": int(stats["total"])}
-    return ("ok", (out[0], stats), time.perf_counter() - t0)
-
+from rands.jobs import locate_failure, run_group_job, run_sim_job  # noqa: F401 - re-exported
 
 # ---------------------------------------------------------------------------- coordinator side
 
@@ -128,13 +62,16 @@ class PoolExecutor:
 
     def __init__(self, n_remote: int, *, coordinator_simulates: bool, depth: int = 2,
                  chunks_per_worker: int = 16, min_chunk_s: float = 2e-3,
-                 local_threshold_s: float = 5e-4) -> None:
+                 local_threshold_s: float = 5e-4, min_ship_cost_s: float = 2e-7) -> None:
         self.n_remote = int(n_remote)
         self.coordinator_simulates = bool(coordinator_simulates) or self.n_remote == 0
         self.depth = max(1, int(depth))
         self.chunks_per_worker = max(1, int(chunks_per_worker))
         self.min_chunk_s = float(min_chunk_s)
         self.local_threshold_s = float(local_threshold_s)
+        # shipping a sample costs ~24 bytes each way (~50-100 ns through a pipe or MPI): below
+        # twice that, two workers finish a block later than the coordinator alone
+        self.min_ship_cost_s = float(min_ship_cost_s)
         self._problem = None
         self.streams = None
         self._cost = math.nan           # estimated seconds per sample (EMA)
@@ -202,6 +139,10 @@ class PoolExecutor:
         for j, values in enumerate(results):
             out[bounds[j]:bounds[j + 1]] = values
         return out
+
+    def cost_per_sample(self) -> float:
+        """Measured seconds per sample (exponential average over blocks; nan while unknown)."""
+        return float(self._cost)
 
     def map_groups(self, fn: Callable, tasks: list[dict]) -> list[tuple[Any, dict]]:
         self._check_open()
@@ -279,8 +220,8 @@ class PoolExecutor:
         if self.n_remote == 0:
             return None
         known = self._cost == self._cost
-        if known and m * self._cost < self.local_threshold_s:
-            return None
+        if known and (m * self._cost < self.local_threshold_s or self._cost < self.min_ship_cost_s):
+            return None    # cheaper here than the messages (a sample costs less than moving it)
         p = self.n_remote + (1 if self.coordinator_simulates else 0)
         if known:
             floor = max(1, int(math.ceil(self.min_chunk_s / max(self._cost, 1e-12))))

@@ -90,7 +90,11 @@ def record(result) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--backend", default="serial", choices=["serial", "processes", "mpi"])
+    ap.add_argument("--backend", default="serial",
+                    choices=["serial", "processes", "mpi", "process-pool", "mpi-pool"],
+                    help="process-pool: concurrent.futures.ProcessPoolExecutor; mpi-pool: "
+                         "mpi4py.futures.MPIPoolExecutor (run under `mpiexec -n P python -m "
+                         "mpi4py.futures -m rands.parallel.check ...`)")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--procedures", default=",".join(CASES))
     ap.add_argument("--seed", type=int, default=7)
@@ -101,9 +105,24 @@ def main(argv: list[str] | None = None) -> int:
     import rands
     from rands.parallel import make_executor
 
-    ex = make_executor(args.backend, args.workers)
+    if args.backend in ("process-pool", "mpi-pool"):
+        from rands.futures_backend import FuturesExecutor
+        if args.backend == "process-pool":
+            import concurrent.futures as cf
+            import multiprocessing as mp
+            pool = cf.ProcessPoolExecutor(args.workers or 2, mp_context=mp.get_context("forkserver"))
+        else:
+            from mpi4py.futures import MPIPoolExecutor
+            pool = MPIPoolExecutor()
+        ex = FuturesExecutor(pool, workers=args.workers or getattr(pool, "_max_workers", None) or 2,
+                             own=True, local_threshold_s=0.0)
+    elif args.backend == "serial":
+        ex = make_executor("serial")
+    else:   # a check of distribution, not of speed: ship every block and every set of matches
+        ex = make_executor(args.backend, args.workers, local_threshold_s=0.0, min_ship_cost_s=0.0)
     if ex is None:          # an MPI worker rank: served until rank 0 closed
         return 0
+    ex.group_ship_threshold_s = 0.0
     out: dict = {"backend": args.backend, "workers": ex.n_workers, "results": {}}
     t0 = time.perf_counter()
     try:

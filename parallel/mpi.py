@@ -217,8 +217,16 @@ def make_mpi_executor(workers: int | None = None, **options):
     if workers is not None and workers != size:
         raise ParameterError(f"workers={workers} does not match the MPI world size {size}: with the mpi "
                              "backend the number of ranks is set by `mpiexec -n P` (leave workers out)")
+    warm = bool(options.pop("warm", True))
+    t0 = time.perf_counter()
+    if warm:     # every rank loads the compiled kernels before the first selection starts
+        from rands.warmup import warm_kernels
+        warm_kernels()
+    comm.Barrier()
     if comm.Get_rank() == 0:
-        return MPIExecutor(comm, **options)
+        ex = MPIExecutor(comm, **options)
+        ex.startup_s = time.perf_counter() - t0
+        return ex
     worker_loop(comm)
     return None
 

@@ -15,6 +15,7 @@ import pickle
 import queue as _queue
 import signal
 import sys
+import time
 
 from rands.errors import ParameterError, SimulationError
 
@@ -31,10 +32,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _worker_main(wid: int, tasks, results, parent_pid: int) -> None:
-    """Worker process loop: bind, sim, group, stop."""
+def _worker_main(wid: int, tasks, results, parent_pid: int, warm: bool = True) -> None:
+    """Worker process loop: load the compiled kernels, report ready; then bind, sim, group, stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the coordinator decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    seconds = 0.0
+    if warm:
+        from rands.warmup import warm_kernels
+        seconds = warm_kernels()
+    results.put((wid, ("ready", seconds)))
     problem = streams = None
     while True:
         try:
@@ -67,7 +73,7 @@ class ProcessExecutor(PoolExecutor):
     name = "processes"
 
     def __init__(self, workers: int | None = None, *, start_method: str | None = None,
-                 liveness_s: float = 1.0, **options) -> None:
+                 liveness_s: float = 1.0, warm: bool = True, **options) -> None:
         if workers is None:
             workers = os.cpu_count() or 1
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -87,12 +93,34 @@ class ProcessExecutor(PoolExecutor):
         self._tasks = [ctx.Queue() for _ in range(workers)]
         for q in self._tasks:     # never block interpreter exit flushing to a dead worker
             q.cancel_join_thread()
-        self._procs = [ctx.Process(target=_worker_main, args=(w, self._tasks[w], self._results, os.getpid()),
+        self._procs = [ctx.Process(target=_worker_main,
+                                   args=(w, self._tasks[w], self._results, os.getpid(), bool(warm)),
                                    daemon=True, name=f"rands-worker-{w + 1}")
                        for w in range(workers)]
+        t0 = time.perf_counter()
         for p in self._procs:
             p.start()
         atexit.register(self.close)
+        self.coordinator_warmup_s = 0.0
+        if warm:     # this process runs the procedures: load its kernels while the workers load theirs
+            from rands.warmup import warm_kernels
+            self.coordinator_warmup_s = warm_kernels()
+        self._await_ready()
+        self.startup_s = time.perf_counter() - t0
+
+    def _await_ready(self) -> None:
+        """Wait until every worker has loaded the compiled kernels (start-up, not selection time)."""
+        ready = set()
+        self.worker_warmup_s = [0.0] * self.n_remote
+        while len(ready) < self.n_remote:
+            try:
+                wid, msg = self._results.get(timeout=self.liveness_s)
+            except _queue.Empty:
+                self._check_alive()
+                continue
+            if msg[0] == "ready":
+                ready.add(wid)
+                self.worker_warmup_s[wid] = float(msg[1])
 
     def _bind_workers(self, payload: bytes) -> None:
         for q in self._tasks:

@@ -127,6 +127,10 @@ class SerialExecutor:
             out.append((res, stats))
         return out
 
+    def reset_accounting(self) -> None:
+        self.sim_time = self.group_sim_time = 0.0
+        self.simulated = 0
+
     def accounting(self, wall: float) -> dict:
         busy = self.sim_time + self.group_sim_time
         return {"backend": self.name, "workers": 1, "sim_time": [busy],

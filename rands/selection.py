@@ -10,6 +10,7 @@ import numpy as np
 from . import problems as _problems
 from . import procedures as _procedures
 from .errors import ParameterError
+from .futures_backend import as_executor
 from .problems.base import Problem
 from .procedures.base import Procedure
 from .results import SelectionResult
@@ -50,7 +51,9 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     procedure : Procedure or name ("rinott", "kn", "gsp", "kt", "equal", "ocba", "efg",
         "efg+", "fbkt", "p3c", "dc", ...); ``**params`` are its parameters.
     seed : int or sequence of ints; the same seed gives the same result.
-    executor : where samples are simulated (``rands.parallel`` backends); default serial.
+    executor : where samples are simulated: a ``rands.parallel`` backend or any
+        ``concurrent.futures.Executor`` (ProcessPoolExecutor, MPIPoolExecutor, a Dask
+        client's executor); default serial. Results are the same on every one.
     checkpoint : a checkpointer (``rands.checkpoint``) or None.
     progress : True for a progress bar (:class:`rands.progress.ProgressBar`: the budget as
         total for a fixed-budget procedure, the running estimate for a fixed-precision one;
@@ -74,6 +77,9 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     elif callable(progress):
         callback = progress
     recorder = _ContentionRecorder(callback)
+    executor = as_executor(executor)          # a concurrent.futures.Executor works too
+    if executor is not None and hasattr(executor, "reset_accounting"):
+        executor.reset_accounting()     # the accounting of this selection only
     t0 = time.perf_counter()
     ctx = SamplingContext(prob, streams, budget=proc.budget_limit(prob), executor=executor,
                           checkpointer=checkpoint, progress=recorder)

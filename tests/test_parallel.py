@@ -40,9 +40,9 @@ def _env() -> dict:
 
 
 def _check(tmp_path, name: str, *launcher: str, backend: str, timeout: float = 90,
-           extra: tuple = ()) -> tuple[int, dict, str, float]:
+           extra: tuple = (), pyargs: tuple = ()) -> tuple[int, dict, str, float]:
     out = tmp_path / f"{name}.json"
-    cmd = [*launcher, sys.executable, "-m", "rands.parallel.check", "--backend", backend,
+    cmd = [*launcher, sys.executable, *pyargs, "-m", "rands.parallel.check", "--backend", backend,
            "--out", str(out), *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(),
@@ -66,9 +66,32 @@ def serial_records():
 
 @pytest.fixture(scope="module")
 def pool():
-    ex = make_executor("processes", 2)
+    # every block and every set of matches shipped to the workers (cheap cases would run here)
+    ex = make_executor("processes", 2, local_threshold_s=0.0, min_ship_cost_s=0.0)
+    ex.group_ship_threshold_s = 0.0
     yield ex
     ex.close()
+
+
+@pytest.mark.parametrize("pool_kind", ["process-pool"])
+def test_concurrent_futures_pool_bit_identical(tmp_path, serial_records, pool_kind):
+    """A concurrent.futures.ProcessPoolExecutor as the backend: every case identical to serial."""
+    rc, data, err, secs = _check(tmp_path, pool_kind, backend=pool_kind, extra=("--workers", "2"))
+    assert rc == 0, err
+    for name, rec in serial_records.items():
+        assert data["results"][name] == rec, f"{name} differs on {pool_kind}"
+    assert sum(data["accounting"]["kt"]["jobs"]) > 0     # the work did go to the pool
+
+
+@mpi
+@pytest.mark.mpi
+def test_mpi_pool_executor_bit_identical(tmp_path, serial_records):
+    """mpi4py.futures.MPIPoolExecutor (2 workers under mpiexec -n 3) as the backend."""
+    rc, data, err, secs = _check(tmp_path, "mpi-pool", "mpiexec", "-n", "3", backend="mpi-pool",
+                                 pyargs=("-m", "mpi4py.futures"), extra=("--workers", "2"), timeout=180)
+    assert rc == 0, err
+    for name, rec in serial_records.items():
+        assert data["results"][name] == rec, f"{name} differs on MPIPoolExecutor"
 
 
 # ---------------------------------------------------------------------------- interface

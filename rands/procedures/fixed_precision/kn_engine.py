@@ -229,7 +229,8 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
 
     On the coordinator (in bulk, checkpointed at block boundaries, progress
     reported; the executor still simulates the blocks) unless the executor has
-    several workers and the matches are estimated dearer than SHIP_THRESHOLD_S:
+    several workers and the matches are estimated dearer than SHIP_THRESHOLD_S (or the
+    executor's ``group_ship_threshold_s``):
     then they are dealt into chunks (largest first) that run whole on the
     workers. Both give the same winners: a match depends only on its systems'
     samples, which depend only on (seed, system, replication).
@@ -239,7 +240,8 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     cost = ctx.cost_per_sample()
     est = n_sys * 8 * n0 * (cost if cost == cost else 1e-3)
     resuming = st is not None and KNMatches.has_state(st, prefix)
-    if workers > 1 and len(groups) > 1 and est > SHIP_THRESHOLD_S and not resuming:
+    threshold = float(getattr(ctx.executor, "group_ship_threshold_s", SHIP_THRESHOLD_S))
+    if workers > 1 and len(groups) > 1 and est > threshold and not resuming:
         n_chunks = min(len(groups), 4 * workers)
         sizes = np.array([len(x) for x in groups])
         chunks = [list(range(j, len(groups), n_chunks)) for j in range(n_chunks)]
