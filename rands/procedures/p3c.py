@@ -113,6 +113,15 @@ class _Pipeline(Procedure):
                               "final_fraction": [Interval(float, 0.0, 1.0, closed="left")]}
 
     # ----------------------------------------------------------- validation
+    def _check_alpha_split(self) -> None:
+        """Both shares of alpha stay >= 1e-10, the smallest error the constants are computed for."""
+        for part, share in (("alpha*alpha_split", self.alpha * self.alpha_split),
+                            ("alpha*(1-alpha_split)", self.alpha * (1.0 - self.alpha_split))):
+            if share < 1e-10:
+                raise ParameterError(f"procedure {self.name!r}: {part} = {share:.3g} is below 1e-10 (alpha="
+                                     f"{self.alpha}, alpha_split={self.alpha_split}); the group and final "
+                                     "stages need error shares >= 1e-10")
+
     def _validate_common(self) -> None:
         self._set_kind()
         check_alpha(self.alpha)
@@ -417,6 +426,7 @@ class P3C(_Pipeline):
 
     def _validate_params(self) -> None:
         Procedure._validate_params(self)
+        self._check_alpha_split()
         if self.pilot_mode not in ("split", "reuse"):
             raise ParameterError(f"pilot_mode must be 'split' (guaranteed) or 'reuse' (not guaranteed), "
                                  f"got {self.pilot_mode!r}")
@@ -518,6 +528,7 @@ class DivideAndConquer(_Pipeline):
 
     def _validate_params(self) -> None:
         Procedure._validate_params(self)
+        self._check_alpha_split()
         check_int("n_groups", self.n_groups, low=1)
         if self.partition not in ("random", "round_robin"):
             raise ParameterError(f"partition must be 'random' or 'round_robin', got {self.partition!r}")

@@ -41,7 +41,7 @@ import math
 import numba
 import numpy as np
 
-from ...errors import check_float, check_int
+from ...errors import ParameterError, check_float, check_int
 from ...params import CRN, PROBABILITY_OPEN, ints, optional
 from ..base import Procedure, ProcedureOutput, check_budget
 from ._common import argmax_first, draw_chunked, restored_state
@@ -371,6 +371,12 @@ class EFG(Procedure):
     def check_problem(self, problem) -> None:
         super().check_problem(problem)
         check_budget(self.budget, int(self.n0), problem.k)
+        greedy = int(self.budget) - int(self.n0) * problem.k
+        for nm in ("batch", "lookahead"):     # one block of this many samples is drawn at once
+            v = getattr(self, nm)
+            if v is not None and v > max(greedy, 1):
+                raise ParameterError(f"procedure {self.name!r}: {nm}={v:,} exceeds the greedy budget "
+                                     f"budget - n0*k = {greedy:,}; give {nm} <= {max(greedy, 1):,}")
 
     def budget_limit(self, problem) -> int:
         return int(self.budget)
