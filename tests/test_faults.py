@@ -318,6 +318,9 @@ def test_8_argparse_errors_are_one_line(capsys):
     # found while fuzzing: delta**2 underflowed to 0 and KN stopped after its first stage
     ({"name": "kn", "delta": 1e-300}, {}, ["procedure 'kn': delta must be in [1e-150, inf)", "got 1e-300"]),
     ({"name": "gsp", "rbar": 10**12}, {}, ["procedure 'gsp': rbar must be in [0, 1000000]"]),
+    ({"name": "dc", "alpha_split": 1e-30}, {}, ["procedure 'dc': alpha*alpha_split = 5e-32 is below 1e-10"]),
+    ({"name": "efg", "budget": 100, "n0": 5, "batch": 2**62}, {},
+     ["procedure 'efg': batch=4,611,686,018,427,387,904 exceeds the greedy budget"]),
 ])
 def test_9_silently_accepted_values_are_refused(tmp_path, capsys, procedure, run, needles):
     cfg = write_config(tmp_path / "c.toml", SMALL, procedure, run)
