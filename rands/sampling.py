@@ -308,8 +308,9 @@ class SamplingContext:
         s.total += k_used
         self.report_progress()
 
-    def draw_counts(self, systems, counts) -> list[np.ndarray]:
-        """Draw counts[j] more samples of systems[j]; returns one array per system."""
+    def draw_counts(self, systems, counts, *, split: bool = True) -> list[np.ndarray] | np.ndarray:
+        """Draw counts[j] more samples of systems[j]; returns one array per system (or, with
+        ``split=False``, all values in one flat array, system by system)."""
         systems = np.asarray(systems, dtype=np.int64)
         counts = np.asarray(counts, dtype=np.int64)
         if systems.shape != counts.shape or (counts < 0).any():
@@ -324,7 +325,7 @@ class SamplingContext:
         sys_flat, reps = self._count_reps(systems, counts)
         values = self._simulate(sys_flat, reps)
         self._add_flat(systems, counts, sys_flat, values)
-        return np.split(values, np.cumsum(counts)[:-1])
+        return np.split(values, np.cumsum(counts)[:-1]) if split else values
 
     def _count_reps(self, systems: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sys_flat = np.repeat(systems, counts)

@@ -357,3 +357,32 @@ def test_resume_through_the_npz_checkpointer(tmp_path, name, params):
     resumed = rands.select("slippage", name, seed=6, checkpoint=Checkpointer(path, spec), **kw)
     assert resumed.best == full.best and resumed.total_samples == full.total_samples
     assert np.array_equal(resumed.sample_sizes, full.sample_sizes)
+
+
+def test_compiled_ocba_step_equals_reference_allocation():
+    """The compiled iteration used by OCBA.run allocates exactly like ocba_increment on the
+    same statistics (300 random cases: sizes, spreads, increments)."""
+    from rands.procedures.fixed_budget.ocba import _ocba_step
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        k = int(rng.integers(2, 400))
+        n = rng.integers(2, 40, k).astype(float)
+        x = [rng.normal(rng.normal(0, 1), rng.uniform(0.2, 3), int(m)) for m in n]
+        sums = np.array([v.sum() for v in x])
+        sumsq = np.array([(v * v).sum() for v in x])
+        var = np.maximum((sumsq - sums * sums / n) / (n - 1), 0)
+        d = int(rng.integers(1, 500))
+        want = ocba_increment(sums / n, np.sqrt(var), n.astype(np.int64), d)
+        got = _ocba_step(n, sums, sumsq, d, np.zeros(k)).astype(np.int64)
+        assert np.array_equal(got, want)
+        assert got.sum() == d
+
+
+def test_ocba_default_increment_grows_with_k():
+    from rands.procedures.fixed_budget.ocba import OCBA, default_increment
+    assert default_increment(50) == 100 and default_increment(10 ** 5) == 10 ** 4
+    prob = rands.problems.make("slippage", k=2000, delta=0.5)
+    res = rands.select(prob, OCBA(budget=60_000, n0=10), seed=3)
+    assert res.total_samples == 60_000
+    # (T - n0 k) / Delta = 40,000 / 200 = 200 iterations
+    assert [t["iterations"] for t in res.trace if t["stage"] == "allocation"] == [200]
