@@ -22,10 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "examples" / "slurm"
 KEYS = ("best", "sample_sizes", "means", "total_samples")
 
-# lookahead is fixed in the KN configs: with the adaptive default (chosen from measured
-# times) the means can differ in the last bit from run to run (the used samples and the
-# decisions do not), which is not what these tests are about.
-
 # KN on a 20-system slippage configuration: a second of work
 SMALL = """
 [problem]
@@ -38,7 +34,6 @@ name = "kn"
 alpha = 0.05
 delta = 0.5
 n0 = 10
-lookahead = 8
 
 [run]
 seed = 7
@@ -60,7 +55,6 @@ name = "kn"
 alpha = 0.05
 delta = 0.1
 n0 = 10
-lookahead = 8
 
 [run]
 seed = 3

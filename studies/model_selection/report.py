@@ -13,7 +13,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     for path in sorted((HERE / "results").glob("*.json")):
         r = json.loads(path.read_text())
-        print(f"### {r['dataset']}: k = {r['k']}, delta = {r['delta']}, {r['n_good']} good candidates, "
+        tag = ' (tight delta; baselines re-scored from their recorded picks)' if r.get('regime') == 'tight' else ''
+        print(f"### {r['dataset']}{tag}: k = {r['k']}, delta = {r['delta']}, {r['n_good']} good candidates, "
               f"{r['methods']['GridSearchCV 5-fold']['macroreps']} macroreplications\n")
         print("| method | PGS | Wilson 95% | PCS | mean fits |")
         print("|---|---|---|---|---|")
