@@ -317,6 +317,18 @@ def _thresholds(j0, j1, c, a, coef):
 
 
 @numba.njit(cache=True)
+def _apply_eliminations(elim, alive, j0):
+    """End of a stage's (simultaneous) screening: rows flagged in elim leave; returns how many."""
+    gone = 0
+    for i in range(elim.shape[0]):
+        if elim[i]:
+            elim[i] = False
+            alive[j0 + i] = False
+            gone += 1
+    return gone
+
+
+@numba.njit(cache=True)
 def _block_small(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, used):
     """All-pairs screening of one small group through the block; returns (done, r_end, eliminated)."""
     mg = j1 - j0
@@ -344,12 +356,9 @@ def _block_small(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, us
                 if d > 0.0 and d > T[i, l] - off:
                     elim[i] = True
                     break
-        for i in range(mg):
-            if elim[i]:
-                elim[i] = False
-                alive[j0 + i] = False
-                nalive -= 1
-                gone += 1
+        e = _apply_eliminations(elim, alive, j0)
+        nalive -= e
+        gone += e
         if nalive <= 1 or r >= r_close:
             return True, r, gone
     return False, r, gone
@@ -480,12 +489,9 @@ def _block_large(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, us
                 if d > 0.0 and d > cand_t[p] - off:
                     elim[i] = True
                     break
-        for i in range(mg):
-            if elim[i]:
-                elim[i] = False
-                alive[j0 + i] = False
-                nalive -= 1
-                gone += 1
+        e = _apply_eliminations(elim, alive, j0)
+        nalive -= e
+        gone += e
         if nalive <= 1 or r >= r_close:
             return True, r, gone
     return False, r, gone
