@@ -108,13 +108,17 @@ def _kn_block_brute(P, x1, h2, delta, r_first, r_close, new0):
     return alive, used, False, r_first + P.shape[0] - 1, -1
 
 
-@pytest.mark.parametrize("m,r", [(12, 20), (12, 60), (SMALL_GROUP + 40, 20), (SMALL_GROUP + 40, 60)])
-def test_kn_block_matches_brute_force(m, r):
+@pytest.mark.parametrize("m,r,n0,offset", [(12, 20, 20, 0.0), (12, 60, 20, 0.0), (SMALL_GROUP + 40, 20, 20, 0.0),
+                                          (SMALL_GROUP + 40, 60, 20, 0.0), (SMALL_GROUP + 40, 20, 4, 0.0),
+                                          (SMALL_GROUP + 300, 30, 10, 1e7)])
+def test_kn_block_matches_brute_force(m, r, n0, offset):
     """The compiled block screening (all-pairs for small groups, candidate pairs for large
-    ones) takes the decisions of the rule applied stage by stage: eliminations, the samples
-    each system used, the stage the match ends and its winner."""
-    rng = np.random.default_rng(m + r)
-    n0, L, delta = 20, 40, 0.5
+    ones, whose pair filter is float32 on the first coordinates and the norm of the rest)
+    takes the decisions of the rule applied stage by stage: eliminations, the samples each
+    system used, the stage the match ends and its winner; also with n0 below the filter's
+    coordinates and with sums of 10^7 (a common offset)."""
+    rng = np.random.default_rng(m + r + n0)
+    L, delta = 40, 0.5
     common = rng.standard_normal(n0)
     x1 = 0.8 * common + rng.standard_normal((m, n0)) * rng.uniform(0.3, 2.0, (m, 1))
     c = np.ascontiguousarray(x1 - x1.mean(1, keepdims=True))
@@ -122,7 +126,7 @@ def test_kn_block_matches_brute_force(m, r):
     h2 = kn_h2(m, 0.05, n0)
     mu = rng.normal(0, 0.4, m)
     steps = mu[None, :] + rng.standard_normal((L, m)) * 1.5
-    P = np.vstack([rng.normal(0, 3 * np.sqrt(r), m)[None, :], steps]).cumsum(axis=0)
+    P = np.vstack([rng.normal(0, 3 * np.sqrt(r), m)[None, :], steps]).cumsum(axis=0) + offset
     for new0, r_close in ((1, 10 ** 6), (0, 10 ** 6), (0, r + 15)):
         Q = np.ascontiguousarray(P[1 - new0:])
         want = _kn_block_brute(Q, x1, h2, delta, r, r_close, new0)

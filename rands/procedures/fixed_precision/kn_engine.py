@@ -364,41 +364,163 @@ def _block_small(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, us
     return False, r, gone
 
 
+N_FILTER = 6   # coordinates of the float32 pair filter (plus the norm of the rest)
+CHUNK = 16     # the scan after the filter skips chunks of this many pairs with no survivor
+
+
 @numba.njit(cache=True, fastmath=True)
-def _partial_gap(smax_sorted, q0, q1, q2, q3, n, base, x0, x1, x2, x3, coef, tmp):
-    """tmp[k] = smax[k] - base - coef * (4-coordinate partial squared distance), k < n (vectorized)."""
+def _filter_tail(x, s1, m1, n, q0, q1, q2, q3, q4, q5, q6, smax32, smin32, coef32, v):
+    """v[k] = max(s1 - smin32[k], smax32[k] - m1) - coef32 * |q[k] - x|^2 for k < n (float32,
+    vectorized: every array is a contiguous slice that starts at the row after the pair's first)."""
     for k in range(n):
-        e0 = q0[k] - x0
-        e1 = q1[k] - x1
-        e2 = q2[k] - x2
-        e3 = q3[k] - x3
-        tmp[k] = smax_sorted[k] - base - coef * (e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3)
+        g1 = s1 - smin32[k]
+        g2 = smax32[k] - m1
+        e0 = q0[k] - x[0]
+        e1 = q1[k] - x[1]
+        e2 = q2[k] - x[2]
+        e3 = q3[k] - x[3]
+        e4 = q4[k] - x[4]
+        e5 = q5[k] - x[5]
+        e6 = q6[k] - x[6]
+        v[k] = max(g1, g2) - coef32 * (e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3 + e4 * e4 + e5 * e5
+                                       + e6 * e6)
+
+
+@numba.njit(cache=True, fastmath=True)
+def _chunk_max(v, n, cmax):
+    """cmax[j] = max of v over chunk j (CHUNK values; the last chunk may be shorter); returns
+    the number of chunks, so the scan after the filter can skip chunks without a survivor."""
+    full = n // CHUNK
+    for j in range(full):
+        w = v[j * CHUNK:(j + 1) * CHUNK]
+        m = w[0]
+        for t in range(1, CHUNK):
+            m = max(m, w[t])
+        cmax[j] = m
+    if full * CHUNK < n:
+        w = v[full * CHUNK:n]
+        m = w[0]
+        for t in range(1, n - full * CHUNK):
+            m = max(m, w[t])
+        cmax[full] = m
+        return full + 1
+    return full
 
 
 @numba.njit(cache=True)
-def _exact_candidates(i, j0, n_above, tmp, order, sm, smin_i, off_end, c, a, coef, buf_l, buf_t):
-    """Rows l (sorted position k < n_above) that could eliminate row i within the block,
-    with their thresholds coef * (a_i + a_l - 2 c_i.c_l); tmp[k] is a lower-bound filter."""
+def _filter_coordinates(j0, mg, c):
+    """Float32 coordinates of the pair filter: the first N_FILTER centred first-stage values and
+    the norm of the others, so |q_i - q_l|^2 <= |c_i - c_l|^2 (Cauchy-Schwarz on the rest)."""
     n0 = c.shape[1]
-    slack = 1e-9 * (abs(smin_i) + abs(off_end) + 1.0)
-    ai = a[j0 + i]
-    nb = 0
-    for k in range(n_above):
-        if tmp[k] <= -slack:
-            continue
-        l = order[k]
-        if l == i:
-            continue
-        dot = 0.0
+    nf = min(N_FILTER, n0)
+    Q = np.zeros((N_FILTER + 1, mg), dtype=np.float32)
+    qmax = 0.0
+    for k in range(mg):
+        rest = 0.0
         for u in range(n0):
-            dot += c[j0 + i, u] * c[j0 + l, u]
-        thr = coef * (ai + a[j0 + l] - 2.0 * dot)
-        gap = sm[k] - smin_i
-        if gap > 0.0 and gap > thr - off_end:
-            buf_l[nb] = l
-            buf_t[nb] = thr
-            nb += 1
-    return nb
+            x = c[j0 + k, u]
+            if u < nf:
+                Q[u, k] = x
+            else:
+                rest += x * x
+            qmax = max(qmax, abs(x))
+        Q[N_FILTER, k] = np.sqrt(rest)
+        qmax = max(qmax, np.sqrt(rest))
+    return Q, qmax
+
+
+@numba.njit(cache=True)
+def _candidate_pairs(j0, mg, smax, smin, c, a, coef, off_end):
+    """Every ordered pair (i eliminated by l) of rows j0..j0+mg that could eliminate within the
+    block, max_t S_l - min_t S_i > max(0, coef |c_i - c_l|^2 - off_end), grouped by i:
+    (ptr, l, threshold). Each unordered pair is visited once by a float32 lower-bound filter
+    (conservative by a rounding slack), then checked exactly in float64."""
+    n0 = c.shape[1]
+    Q, qmax = _filter_coordinates(j0, mg, c)
+    ref = smax.max()
+    big = 0.0
+    smax32 = np.empty(mg, dtype=np.float32)
+    smin32 = np.empty(mg, dtype=np.float32)
+    for k in range(mg):
+        smax32[k] = smax[k] - ref
+        smin32[k] = smin[k] - ref
+        big = max(big, abs(smax[k] - ref), abs(smin[k] - ref))
+    # every float32 term is below big + off_end + coef * 4 (N_FILTER + 1) qmax^2 in magnitude
+    # and carries a few ulps (6e-8) of error: 1e-5 of that bound covers them all
+    slack = np.float32(1e-5 * (2.0 * big + off_end + coef * 4.0 * (N_FILTER + 1) * qmax * qmax + 1.0))
+    coef32 = np.float32(coef)
+    off32 = np.float32(off_end)
+    v = np.empty(mg, dtype=np.float32)
+    cmax = np.empty(mg // CHUNK + 1, dtype=np.float32)
+    x = np.empty(N_FILTER + 1, dtype=np.float32)
+    # per row k1: at most 2 (mg - 1) pairs, gathered in a scratch buffer first
+    bi = np.empty(2 * mg, dtype=np.int64)
+    bl = np.empty(2 * mg, dtype=np.int64)
+    bt = np.empty(2 * mg)
+    cap = 4 * mg + 16
+    pi = np.empty(cap, dtype=np.int64)
+    pl = np.empty(cap, dtype=np.int64)
+    pt = np.empty(cap)
+    nc = 0
+    for k1 in range(mg - 1):
+        s = k1 + 1
+        for u in range(N_FILTER + 1):
+            x[u] = Q[u, k1]
+        vs = v[s:]
+        _filter_tail(x, smax32[k1] + off32, smin32[k1] - off32, mg - s, Q[0, s:], Q[1, s:], Q[2, s:],
+                     Q[3, s:], Q[4, s:], Q[5, s:], Q[6, s:], smax32[s:], smin32[s:], coef32, vs)
+        nch = _chunk_max(vs, mg - s, cmax)
+        nb = 0
+        for j in range(nch):
+            if cmax[j] <= -slack:
+                continue
+            for kk in range(j * CHUNK, min((j + 1) * CHUNK, mg - s)):
+                if vs[kk] <= -slack:
+                    continue
+                k = kk + s
+                dot = 0.0
+                for u in range(n0):
+                    dot += c[j0 + k1, u] * c[j0 + k, u]
+                thr = coef * (a[j0 + k1] + a[j0 + k] - 2.0 * dot)
+                lim = thr - off_end
+                g1 = smax[k1] - smin[k]      # k eliminated by k1
+                g2 = smax[k] - smin[k1]      # k1 eliminated by k
+                if g1 > 0.0 and g1 > lim:
+                    bi[nb] = k
+                    bl[nb] = k1
+                    bt[nb] = thr
+                    nb += 1
+                if g2 > 0.0 and g2 > lim:
+                    bi[nb] = k1
+                    bl[nb] = k
+                    bt[nb] = thr
+                    nb += 1
+        if nb == 0:
+            continue
+        if nc + nb > cap:
+            cap = max(2 * cap, nc + nb)
+            pi = _grown(pi, nc, cap)
+            pl = _grown(pl, nc, cap)
+            pt = _grown(pt, nc, cap)
+        pi[nc:nc + nb] = bi[:nb]
+        pl[nc:nc + nb] = bl[:nb]
+        pt[nc:nc + nb] = bt[:nb]
+        nc += nb
+    # group by the row that would be eliminated (counting sort)
+    ptr = np.zeros(mg + 1, dtype=np.int64)
+    for p in range(nc):
+        ptr[pi[p] + 1] += 1
+    for i in range(mg):
+        ptr[i + 1] += ptr[i]
+    fill = ptr[:-1].copy()
+    cand_l = np.empty(nc, dtype=np.int64)
+    cand_t = np.empty(nc)
+    for p in range(nc):
+        q = fill[pi[p]]
+        cand_l[q] = pl[p]
+        cand_t[q] = pt[p]
+        fill[pi[p]] += 1
+    return ptr, cand_l, cand_t
 
 
 @numba.njit(cache=True)
@@ -413,7 +535,6 @@ def _block_large(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, us
     """Candidate-pair screening of one large group through the block; returns (done, r_end, eliminated)."""
     mg = j1 - j0
     ncol = P.shape[0]
-    n0 = c.shape[1]
     smax = np.empty(mg)
     smin = np.empty(mg)
     for i in range(mg):
@@ -428,41 +549,7 @@ def _block_large(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, us
         smax[i] = hi
         smin[i] = lo
     off_end = delta * (r_first + ncol - 1) / 2.0
-    order = np.argsort(-smax)
-    sm = smax[order]
-    q = np.zeros((4, mg))
-    for k in range(mg):
-        for u in range(min(4, n0)):
-            q[u, k] = c[j0 + order[k], u]
-    # candidate pairs (i eliminated by l), grouped by i
-    cand_ptr = np.zeros(mg + 1, dtype=np.int64)
-    cap = 4 * mg + 16
-    cand_l = np.empty(cap, dtype=np.int64)
-    cand_t = np.empty(cap)
-    ncand = 0
-    tmp = np.empty(mg)
-    neg_sm = -sm
-    buf_l = np.empty(mg, dtype=np.int64)
-    buf_t = np.empty(mg)
-    x = np.zeros(4)
-    for i in range(mg):
-        # l with smax_l > smin_i come first in the sorted order
-        n_above = np.searchsorted(neg_sm, -smin[i], side="left")
-        if n_above > 0:
-            for u in range(min(4, n0)):
-                x[u] = c[j0 + i, u]
-            _partial_gap(sm, q[0], q[1], q[2], q[3], n_above, smin[i] - off_end, x[0], x[1], x[2], x[3],
-                         coef, tmp)
-            nb = _exact_candidates(i, j0, n_above, tmp, order, sm, smin[i], off_end, c, a, coef,
-                                   buf_l, buf_t)
-            if ncand + nb > cap:
-                cap = max(2 * cap, ncand + nb)
-                cand_l = _grown(cand_l, ncand, cap)
-                cand_t = _grown(cand_t, ncand, cap)
-            cand_l[ncand:ncand + nb] = buf_l[:nb]
-            cand_t[ncand:ncand + nb] = buf_t[:nb]
-            ncand += nb
-        cand_ptr[i + 1] = ncand
+    cand_ptr, cand_l, cand_t = _candidate_pairs(j0, mg, smax, smin, c, a, coef, off_end)
     elim = np.zeros(mg, dtype=np.bool_)
     nalive = 0
     for i in range(mg):
