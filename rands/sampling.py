@@ -308,6 +308,22 @@ class SamplingContext:
         s.total += k_used
         self.report_progress()
 
+    def accept_sequence(self, systems, values) -> None:
+        """Count samples given one by one: values[j] is the next replication of systems[j]
+        (each system's samples in replication order, as simulated by :meth:`draw_ahead`)."""
+        systems = np.ascontiguousarray(systems, dtype=np.int64)
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if systems.shape != values.shape or systems.ndim != 1:
+            raise ValueError("accept_sequence needs one system per value")
+        if self.budget is not None and self.stats.total + systems.shape[0] > self.budget:
+            raise BudgetExceededError(
+                f"procedure used {systems.shape[0]} samples with {self.budget - self.stats.total} "
+                f"of budget {self.budget} left")
+        s = self.stats
+        _accumulate_sequence(systems, values, s.n, s.sums, s.sumsq, s.next_rep)
+        s.total += int(systems.shape[0])
+        self.report_progress()
+
     def draw_counts(self, systems, counts, *, split: bool = True) -> list[np.ndarray] | np.ndarray:
         """Draw counts[j] more samples of systems[j]; returns one array per system (or, with
         ``split=False``, all values in one flat array, system by system)."""
@@ -526,6 +542,18 @@ def check_values(values: np.ndarray, sys_global: np.ndarray, reps: np.ndarray) -
         raise SimulationError(f"simulation returned non-finite value {values[j]}",
                               system=int(sys_global[j]), replication=int(reps[j]))
     return values
+
+
+@numba.njit(cache=True)
+def _accumulate_sequence(systems, values, n, sums, sumsq, next_rep):
+    """values[j] is one more sample (the next replication) of systems[j], added in order."""
+    for j in range(systems.shape[0]):
+        i = systems[j]
+        v = values[j]
+        sums[i] += v
+        sumsq[i] += v * v
+        n[i] += 1
+        next_rep[i] += 1
 
 
 @numba.njit(cache=True)

@@ -96,13 +96,19 @@ def test_final_rest_spends_more_but_never_over():
     assert N - b.total_samples < 4      # only the floor of the last split is left
 
 
-def test_efg_spends_budget_and_lookahead_leftover_is_small():
+def test_efg_spends_budget_exactly_and_lookahead_costs_simulation_only():
+    """Look-ahead samples are counted only when consumed: the greedy spends N - n0 k in full
+    and the samples simulated beyond the budget are the leftover."""
     k, N = 400, 8000
     r = rands.select("slippage", "efg", seed=2, problem_params={"k": k}, budget=N, n0=5)
     assert r.total_samples == N
-    g = r.extras["greedy_samples"]
-    assert g + r.extras["lookahead_leftover"] == N - 5 * k
-    assert r.extras["lookahead_leftover"] <= 0.05 * (N - 5 * k)
+    assert r.extras["greedy_samples"] == N - 5 * k
+    assert r.samples_simulated == N + r.extras["lookahead_leftover"]
+    exact = rands.select("slippage", "efg", seed=2, problem_params={"k": k}, budget=N, n0=5,
+                         lookahead=1)
+    assert exact.samples_simulated == exact.total_samples == N
+    assert np.array_equal(r.sample_sizes, exact.sample_sizes) and r.best == exact.best
+    assert np.array_equal(r.means, exact.means)
 
 
 # ----------------------------------------------------------------------------- exactness
@@ -129,15 +135,16 @@ def test_greedy_with_lookahead_follows_the_exact_greedy_path(lookahead, batch):
     g = efg_mod._new_greedy_state(ctx, lookahead, batch)
     efg_mod.greedy_phase(ctx, g, target=N - n0 * k, draw_limit=N, batch=batch,
                          lookahead=lookahead, stage=1)
-    assert ctx.total <= N
-    leftover = ctx.total - n0 * k - g["consumed"]
-    assert leftover == g["buffered"] == int(g["blen"].sum())
-    if lookahead == 1:
-        assert leftover == 0 and g["consumed"] == N - n0 * k
+    # the budget is spent in full on consumed samples; the buffer is simulation only
+    assert ctx.total == N and g["consumed"] == N - n0 * k
+    assert np.array_equal(g["cn"], ctx.n)
+    assert ctx.stats.simulated - ctx.total == g["buffered"] == int(g["blen"].sum())
+    if lookahead == 1 and batch == 1:
+        assert g["buffered"] == 0
     if batch == 1:
         assert np.array_equal(g["cn"], _reference_greedy(prob, streams, n0, g["consumed"]))
     # every buffered sample is the system's next replication
-    assert np.array_equal(g["cn"] + g["blen"], ctx.n)
+    assert np.array_equal(g["cn"] + g["blen"], g["dnext"])
 
 
 def test_efg_exact_mode_equals_reference():

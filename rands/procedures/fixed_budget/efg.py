@@ -18,21 +18,19 @@ PGS. EFG is consistent when n0 grows with the budget. CRN is allowed (it neither
 hurts the greedy rule).
 
 Implementation of the greedy phase: an exact one-sample-at-a-time greedy over a max-heap
-(ties: lowest index) in a numba kernel, fed by *look-ahead* draws through ``ctx.draw``. When
-the leader has no buffered sample the context is asked, in one block, for the leader's next
-replications (a chunk that grows with the leader's current stint, x1.5 per refill) and, in
-bulk, for the next replication(s) of the systems just below it in the heap. Because sample
-(i, r) depends only on (seed, i, r), consuming buffered samples in replication order
-reproduces the one-at-a-time greedy path exactly (tested against a textbook loop). The price:
-samples drawn but not consumed when the budget runs out ("look-ahead leftover",
-``extras['lookahead_leftover']``; at the default ``lookahead`` = greedy budget / 100 we
-measured 0.3-4% of the greedy budget on slippage problems, more when the greedy phase keeps
-switching among many near-tied systems). They count against the budget; the selection uses
-the greedy means only, so the result is exactly EFG run with the budget minus the leftover.
-``lookahead=1`` (with batch 1) draws one sample per call: exact EFG with no leftover (slow for
-large budgets). Cost: one ``ctx.draw`` round trip (~20-50 us) per refill; the number of
-refills grows with the number of leader changes, so ``batch`` > 1 is much faster when the
-greedy phase keeps switching among many near-tied systems.
+(ties: lowest index) in a numba kernel, fed by *look-ahead* draws. When the leader has no
+buffered sample the context simulates, in one block, the leader's next replications (a chunk
+that grows with the leader's current stint) and, in bulk, the next replication(s) of the
+systems just below it in the heap (``ctx.draw_ahead``: simulated, not counted). A sample is
+counted (budget, sample sizes, means: ``ctx.accept_sequence``) only when the greedy consumes
+it. Because sample (i, r) depends only on (seed, i, r), consuming buffered samples in
+replication order reproduces the one-at-a-time greedy path exactly (tested against a
+textbook loop): the budget is spent in full and the selection is exact EFG whatever the
+look-ahead. Samples simulated but never consumed ("look-ahead leftover",
+``extras['lookahead_leftover']``) cost simulation time only (``samples_simulated``).
+``lookahead=1`` (with batch 1) simulates one sample per call (no leftover; slow for large
+budgets). Cost: one context round trip per refill; a large look-ahead (default: a quarter of
+the greedy budget, at most 2^20 samples) keeps the refills few.
 """
 from __future__ import annotations
 
@@ -81,25 +79,31 @@ def _heapify(means):
 
 
 @numba.njit(cache=True)
-def _consume(heap, means, cn, cs, bstart, blen, arena, batch, target, consumed, partial, run):
+def _consume(heap, means, cn, cs, bstart, blen, arena, batch, target, consumed, run, log_s, log_v,
+             nlog):
     """Run the greedy from ``consumed`` toward ``target`` samples on buffered values.
 
-    ``run`` = [system, length] of the current leader's stint (updated).
-    Returns (consumed, leader needing a refill or -1, buffered samples consumed).
+    ``run`` = [system, length] of the current leader's stint (updated). Every consumed sample
+    is appended to the log (``log_s``, ``log_v``), which the caller counts in the context.
+    Returns (consumed, leader needing a refill, -1 at the target or -2 when the log is full,
+    buffered samples consumed, log length).
     """
     used = 0
     while consumed < target:
         i = heap[0]
         need = min(batch, target - consumed)
         if blen[i] < need:
-            if partial and blen[i] > 0:
-                need = blen[i]
-            else:
-                return consumed, i, used
+            return consumed, i, used, nlog
+        if nlog + need > log_s.shape[0]:
+            return consumed, -2, used, nlog
         s = bstart[i]
         acc = 0.0
         for j in range(need):
-            acc += arena[s + j]
+            v = arena[s + j]
+            acc += v
+            log_s[nlog] = i
+            log_v[nlog] = v
+            nlog += 1
         bstart[i] = s + need
         blen[i] -= need
         cn[i] += need
@@ -113,7 +117,7 @@ def _consume(heap, means, cn, cs, bstart, blen, arena, batch, target, consumed, 
             run[0] = i
             run[1] = need
         _sift_down(heap, means, 0, heap.shape[0])
-    return consumed, -1, used
+    return consumed, -1, used, nlog
 
 
 @numba.njit(cache=True)
@@ -221,6 +225,11 @@ def _store(systems, values, bstart, blen, lpos, arena, live, nlive, top):
 
 
 # ---------------------------------------------------------------------------- greedy phase
+LOG_CAPACITY = 1 << 16     # consumed samples counted in the context at least this often
+LEAD_MIN = 8               # a leader that needs a refill gets at least this many decisions' worth
+TOP_UP = 8                 # and the systems just below it this many each (k=10^5 slippage: 5x fewer refills than 1)
+
+
 def _new_greedy_state(ctx, lookahead: int, batch: int) -> dict:
     k = ctx.k
     n = ctx.n.copy()
@@ -232,58 +241,75 @@ def _new_greedy_state(ctx, lookahead: int, batch: int) -> dict:
             "run": np.array([-1, 0], dtype=np.int64), "lpos": np.full(k, -1, dtype=np.int64),
             "arena": np.empty(cap),
             "live": np.empty(cap, dtype=np.int64), "nlive": 0, "top": 0, "consumed": 0,
-            "buffered": 0, "trips": 0}
+            "buffered": 0, "trips": 0, "dnext": ctx.next_rep.copy(),
+            "log_s": np.empty(max(LOG_CAPACITY, batch), dtype=np.int64),
+            "log_v": np.empty(max(LOG_CAPACITY, batch)), "nlog": 0}
+
+
+def _flush(ctx, g: dict) -> None:
+    """Count the consumed samples in the context (in consumption order: per system, in
+    replication order, the arithmetic of one-at-a-time draws)."""
+    if g["nlog"]:
+        ctx.accept_sequence(g["log_s"][:g["nlog"]], g["log_v"][:g["nlog"]])
+        g["nlog"] = 0
+
+
+def _draw_ahead(ctx, g: dict, systems: np.ndarray, b: int) -> None:
+    """Simulate (not count) the next b replications of ``systems`` after what is buffered."""
+    dnext = g["dnext"]
+    vals = ctx.draw_ahead(systems, b, start=dnext[systems])
+    dnext[systems] += b
+    _store_values(g, systems, vals)
 
 
 def greedy_phase(ctx, g: dict, *, target: int, draw_limit: int, batch: int, lookahead: int,
                  stage: int, on_boundary=None) -> dict:
-    """Greedy sampling until ``target`` greedy samples are consumed or the context total
-    reaches ``draw_limit``. ``g`` is the greedy state (see :func:`_new_greedy_state`); it is
-    updated in place and passed to ``ctx.boundary`` after every refill."""
+    """Greedy sampling until ``target`` greedy samples are consumed (or the context total
+    reaches ``draw_limit``). ``g`` is the greedy state (see :func:`_new_greedy_state`); it is
+    updated in place and passed to ``ctx.boundary`` after every refill.
+
+    Look-ahead: samples are simulated ahead (``ctx.draw_ahead``) and counted in the context
+    only when the greedy consumes them (``ctx.accept_sequence``), so the budget, the sample
+    sizes and the selection are those of the exact one-sample-at-a-time greedy; samples
+    simulated but never consumed are the look-ahead's cost (``samples_simulated``)."""
     heap, means, cn, cs = g["heap"], g["means"], g["cn"], g["cs"]
     bstart, blen = g["bstart"], g["blen"]
-    b0 = batch   # neighbours get one greedy decision's worth of samples
+    b0 = TOP_UP * batch   # decisions' worth for each system just below the leader
     cand = np.empty(max(1, lookahead // b0 + 1), dtype=np.int64)
     half = lookahead // 2                 # prefetch budget of the non-leaders
     lead_cap = max(1, lookahead - half)   # largest leader chunk
     while True:
-        consumed, lead, used = _consume(heap, means, cn, cs, bstart, blen, g["arena"], batch,
-                                        target, g["consumed"], False, g["run"])
-        g["consumed"] = int(consumed)
+        consumed, lead, used, nlog = _consume(heap, means, cn, cs, bstart, blen, g["arena"], batch,
+                                              target, g["consumed"], g["run"], g["log_s"],
+                                              g["log_v"], g["nlog"])
+        g["consumed"], g["nlog"] = int(consumed), int(nlog)
         g["buffered"] -= int(used)
-        if lead < 0:
+        if lead == -2:
+            _flush(ctx, g)
+            continue
+        remaining = min(draw_limit - ctx.total - g["nlog"], target - g["consumed"])
+        if lead < 0 or remaining <= 0:
             break
-        remaining = draw_limit - ctx.total
-        if remaining <= 0:
-            consumed, lead, used = _consume(heap, means, cn, cs, bstart, blen, g["arena"], batch,
-                                            target, g["consumed"], True, g["run"])
-            g["consumed"] = int(consumed)
-            g["buffered"] -= int(used)
-            break
-        # the leader's chunk grows with its current stint (x1.5 per refill, at most half the
-        # look-ahead); the systems just below it get one decision's worth each while the
-        # non-leaders hold less than the other half.
-        need = min(batch - int(blen[lead]), remaining, target - g["consumed"])
+        # the leader's chunk grows with its current stint (at most half the look-ahead); the
+        # systems just below it get TOP_UP decisions' worth each while the non-leaders hold
+        # less than 0.9 of the other half (hysteresis: the heap walk costs O(buffered systems
+        # near the top)).
+        need = min(batch - int(blen[lead]), remaining)
         run = g["run"]
         stint = int(run[1]) if int(run[0]) == lead else 0
-        b_lead = max(need, min(stint // 2, lead_cap, remaining))
-        lead_arr = np.array([lead], dtype=np.int64)
-        _store_values(g, lead_arr, ctx.draw(lead_arr, b_lead))
+        b_lead = max(need, min(max(stint // 2, LEAD_MIN * batch), lead_cap, remaining))
+        _draw_ahead(ctx, g, np.array([lead], dtype=np.int64), b_lead)
         others_buffered = g["buffered"] - int(blen[lead])
-        # top up in bulk (hysteresis): the heap walk costs O(buffered systems near the top)
-        if half > 0 and others_buffered <= half // 2:
-            avail_o = min(half - others_buffered, remaining - b_lead)
-            m_o = min(avail_o // b0, cand.shape[0])
-        else:
-            m_o = 0
-        if m_o > 0:
-            got = _top_unbuffered(heap, means, blen, m_o, lead, cand)
+        if half > 0 and others_buffered <= 0.9 * half:
+            m_o = min((half - others_buffered) // b0, cand.shape[0], remaining)
+            got = _top_unbuffered(heap, means, blen, m_o, lead, cand) if m_o > 0 else 0
             if got > 0:
-                others = cand[:got].copy()
-                _store_values(g, others, ctx.draw(others, b0))
+                _draw_ahead(ctx, g, cand[:got].copy(), b0)
         g["trips"] += 1
         if on_boundary is not None and ctx.checkpointer is not None:
+            _flush(ctx, g)
             on_boundary()
+    _flush(ctx, g)
     return g
 
 
@@ -323,7 +349,8 @@ def _load_greedy_state(st: dict) -> dict:
 
 
 def _default_lookahead(greedy_budget: int, batch: int) -> int:
-    return max(batch, greedy_budget // 100)
+    """Buffered samples at most: a quarter of the greedy budget, at most 2^20 (16 MiB)."""
+    return max(batch, min(greedy_budget // 4, 1 << 20))
 
 
 class EFG(Procedure):
@@ -334,8 +361,9 @@ class EFG(Procedure):
     budget : total samples N (>= n0 * k).
     n0 : exploration samples per system (>= 1).
     batch : samples the leader gets per greedy decision (1 = the paper's greedy).
-    lookahead : largest number of drawn but not yet consumed samples (look-ahead buffer);
-        None = min(greedy budget / 256, 65536). 1 with batch 1 = exactly one draw per sample.
+    lookahead : largest number of simulated but not yet consumed samples (look-ahead buffer);
+        None = min(greedy budget / 4, 2^20). It changes the samples simulated, never the
+        selection or the samples used. 1 with batch 1 = exactly one simulation per sample.
     crn : common random numbers.
     """
 
@@ -404,7 +432,7 @@ class EFG(Procedure):
             g = _load_greedy_state(st)
         greedy_phase(ctx, g, target=G, draw_limit=N, batch=int(self.batch), lookahead=look,
                      stage=1, on_boundary=_greedy_boundary(ctx, 1, g, {}))
-        leftover = int(ctx.total - int(self.n0) * k - g["consumed"])
+        leftover = int(g["buffered"])
         ctx.log("greedy", greedy_samples=g["consumed"], lookahead_leftover=leftover,
                 refills=g["trips"])
         best = int(g["heap"][0])   # largest greedy (consumed) mean
@@ -468,7 +496,7 @@ class EFGPlus(EFG):
         if stage == 1:
             greedy_phase(ctx, g, target=G, draw_limit=int(self.n0) * k + G, batch=int(self.batch),
                          lookahead=look, stage=1, on_boundary=_greedy_boundary(ctx, 1, g, {}))
-            leftover = int(ctx.total - int(self.n0) * k - g["consumed"])
+            leftover = int(g["buffered"])
             ctx.log("greedy", greedy_samples=g["consumed"], lookahead_leftover=leftover,
                     refills=g["trips"])
             ctx.boundary({"stage": 2, "greedy_samples": g["consumed"], "leftover": leftover,
