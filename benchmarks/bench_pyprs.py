@@ -1,6 +1,12 @@
 """rands vs PyPRS 1.0.0 (Ray): KT, FBKT and GSP with the same parameters, 2 workers each.
 
     nice -n 10 python benchmarks/bench_pyprs.py --out studies/parallel/pyprs_compare.json
+    python benchmarks/bench_pyprs.py --cases sc10000 --procedures kt --macroreps-large 3 \
+        --out benchmarks/results/pyprs_kt_sc10000.json     # the issue-11 case
+
+End to end: PyPRS's driver process (interpreter, ``ray.init``, every macroreplication)
+against a fresh rands process doing the same (interpreter, import, executor start-up,
+every macroreplication, no warm-up).
 
 PyPRS is installed into its own virtual environment (``.venv-pyprs``, ignored
 by git; ``python -m venv`` + ``pip install pyprs==1.0.0``, which pulls
@@ -192,6 +198,37 @@ def rands_run(problem: str, name: str, k_or_L: int, macroreps: int, ex) -> dict:
     return {"walls": walls, "samples": samples, "best": best, "params": params}
 
 
+FRESH = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import rands
+from rands.parallel import make_executor
+case, name, size, reps, params = json.loads(sys.argv[1])
+if case.startswith("sc"):
+    prob = rands.problems.make("slippage", k=size, delta=%r)
+else:
+    prob = rands.problems.make("flowline", L=size)
+ex = make_executor("processes", 2)
+best = []
+for m in range(reps):
+    best.append(int(rands.select(prob, name, seed=(1234, m), executor=ex, **params).best))
+ex.close()
+print(json.dumps({"best": best, "inside_s": time.perf_counter() - t0}))
+""" % DELTA_SC
+
+
+def rands_fresh(case: str, name: str, size: int, reps: int, params: dict) -> dict:
+    """End to end in a fresh process, as PyPRS's driver runs: interpreter, import, executor
+    start-up (workers load the compiled kernels) and every macroreplication, no warm-up."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", FRESH, json.dumps([case, name, size, reps, params])],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-3000:]}
+    return {"process_wall_s": wall, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
 def pcs(problem: str, best: list[int], truth) -> float | None:
     if problem.startswith("sc"):
         return float(np.mean([b == 0 for b in best]))
@@ -215,6 +252,7 @@ def main() -> int:
     ap.add_argument("--macroreps", type=int, default=3)
     ap.add_argument("--macroreps-large", type=int, default=1)
     args = ap.parse_args()
+    load_before = os.getloadavg()
     out_path = Path(args.out)
     data = json.loads(out_path.read_text()) if out_path.exists() else {}
     data["pyprs_install"] = ensure_venv()
@@ -240,7 +278,8 @@ def main() -> int:
                 py = pyprs_run(case, name, sizes[case], reps, Path(tmp),
                                flow=(flow.rates, flow.buffers) if case == "flow20" else None)
             rs = rands_run(case, name, sizes[case], reps, ex)
-            row = {"macroreps": reps, "pyprs": py, "rands": rs}
+            fresh = rands_fresh(case, name, sizes[case], reps, rs["params"])
+            row = {"macroreps": reps, "pyprs": py, "rands": rs, "rands_fresh_process": fresh}
             if "error" not in py:
                 later = (lambda w: w[1:] if len(w) > 1 else w)
                 row["summary"] = {
@@ -248,6 +287,12 @@ def main() -> int:
                     "pyprs_wall_mean_s": float(np.mean(py["walls"])),
                     "rands_wall_mean_s": float(np.mean(rs["walls"])),
                     "wall_ratio_pyprs_over_rands": float(np.mean(py["walls"]) / np.mean(rs["walls"])),
+                    "wall_ratio_excl_first": float(np.mean(later(py["walls"])) / np.mean(rs["walls"])),
+                    "end_to_end_pyprs_s": py["process_wall_incl_ray_init"],
+                    "end_to_end_rands_s": fresh.get("process_wall_s"),
+                    "end_to_end_ratio": (py["process_wall_incl_ray_init"] / fresh["process_wall_s"]
+                                         if "process_wall_s" in fresh else None),
+                    "samples_ratio_rands_over_pyprs": float(np.mean(rs["samples"]) / np.mean(py["samples"])),
                     "pyprs_samples_mean": float(np.mean(py["samples"])),
                     "rands_samples_mean": float(np.mean(rs["samples"])),
                     "pyprs_pcs": pcs(case, py["best"], truth), "rands_pcs": pcs(case, rs["best"], truth),
@@ -258,6 +303,8 @@ def main() -> int:
             tmp_out.write_text(json.dumps(data, indent=1))
             os.replace(tmp_out, out_path)
     ex.close()
+    data["loadavg_before_after"] = [load_before, os.getloadavg()]
+    out_path.write_text(json.dumps(data, indent=1))
     return 0
 
 

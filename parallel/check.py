@@ -41,6 +41,8 @@ CASES: dict[str, tuple[dict, dict]] = {
     "kn/lookahead=1": ({"k": 20, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "lookahead": 1}),
     "kt/lookahead=1": ({"k": 60, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "g": 5,
                                                  "n_groups": 3, "lookahead": 1}),
+    # a group above SMALL_GROUP (48): the candidate-pair screening
+    "kn/k=150": ({"k": 150, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10}),
     "kt/crn": ({"k": 60, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "g": 5, "n_groups": 3,
                                          "crn": True}),
 }
