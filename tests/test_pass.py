@@ -91,3 +91,29 @@ def test_asynchronous_on_processes():
     assert r.sample_sizes.min() >= 10 and r.sample_sizes.max() <= 1000
     assert r.total_samples == int(r.sample_sizes.sum())
     assert any(e["stage"] == "async end" for e in r.trace)
+
+
+def test_asynchronous_path_keeps_the_budget_and_reports_progress():
+    """The asynchronous path gets its samples only through ctx.submit/collect: a context
+    budget below what PASS would use is refused before it is exceeded (submit counts the
+    reserved samples), and every collected job reaches the progress callback."""
+    from rands.errors import BudgetExceededError
+    from rands.parallel import make_executor
+    from rands.procedures.pass_ import PASS
+    from rands.sampling import SamplingContext
+    from rands.streams import Streams
+
+    prob = rands.problems.make("mdm", k=40, delta=1.0)
+    seen = []
+
+    def progress(total, **info):
+        seen.append((int(total), info.get("simulated")))
+
+    with make_executor("processes", 2) as ex:
+        assert ex.supports_async
+        ctx = SamplingContext(prob, Streams(4), budget=1500, executor=ex, progress=progress)
+        with pytest.raises(BudgetExceededError):
+            PASS(alpha=0.05, n0=10, batch=20, max_samples=1000).run(ctx)
+        assert ctx.total <= 1500
+        assert len(seen) >= 2 and all(t <= 1500 for t, _ in seen)
+        assert [t for t, _ in seen] == sorted(t for t, _ in seen) and seen[-1][0] > 400
