@@ -93,10 +93,11 @@ def record(result) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", default="serial",
-                    choices=["serial", "processes", "mpi", "process-pool", "mpi-pool"],
+                    choices=["serial", "processes", "mpi", "process-pool", "mpi-pool", "dask"],
                     help="process-pool: concurrent.futures.ProcessPoolExecutor; mpi-pool: "
                          "mpi4py.futures.MPIPoolExecutor (run under `mpiexec -n P python -m "
-                         "mpi4py.futures -m rands.parallel.check ...`)")
+                         "mpi4py.futures -m rands.parallel.check ...`); dask: a local Dask "
+                         "cluster's Client.get_executor() (dask[distributed])")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--procedures", default=",".join(CASES))
     ap.add_argument("--seed", type=int, default=7)
@@ -107,9 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     import rands
     from rands.parallel import make_executor
 
-    if args.backend in ("process-pool", "mpi-pool"):
+    cleanup = []
+    if args.backend in ("process-pool", "mpi-pool", "dask"):
         from rands.futures_backend import FuturesExecutor
-        if args.backend == "process-pool":
+        if args.backend == "dask":
+            from dask.distributed import Client, LocalCluster
+            cluster = LocalCluster(n_workers=args.workers or 2, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+            cleanup = [client.close, cluster.close]
+            pool = client.get_executor()
+        elif args.backend == "process-pool":
             import concurrent.futures as cf
             import multiprocessing as mp
             pool = cf.ProcessPoolExecutor(args.workers or 2, mp_context=mp.get_context("forkserver"))
@@ -155,8 +164,12 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.out, "w") as fh:
                 json.dump(out, fh)
         ex.close()
+        for fn in cleanup:
+            fn()
         return 2
     ex.close()
+    for fn in cleanup:
+        fn()
     out["seconds"] = time.perf_counter() - t0
     if args.out:
         tmp = args.out + ".tmp"

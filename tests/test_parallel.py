@@ -73,9 +73,10 @@ def pool():
     ex.close()
 
 
-@pytest.mark.parametrize("pool_kind", ["process-pool"])
+@pytest.mark.parametrize("pool_kind", ["process-pool", "dask"])
 def test_concurrent_futures_pool_bit_identical(tmp_path, serial_records, pool_kind):
-    """A concurrent.futures.ProcessPoolExecutor as the backend: every case identical to serial."""
+    """A concurrent.futures.ProcessPoolExecutor, and a local Dask cluster's
+    Client.get_executor(), as the backend: every case identical to serial."""
     rc, data, err, secs = _check(tmp_path, pool_kind, backend=pool_kind, extra=("--workers", "2"))
     assert rc == 0, err
     for name, rec in serial_records.items():
