@@ -86,6 +86,17 @@ def test_lr_estimator_mean_matches_backprop_vit_tokens():
     _check_unbiased(est, model, x, y, [32, 16], reps=600)
 
 
+def test_study_vit_m_size_and_coverage():
+    from rands.applications.flops.models import build_model
+    net = build_model("vit-m")
+    linear = sum(m.weight.numel() + m.bias.numel() for m in net.modules() if isinstance(m, nn.Linear))
+    assert 5e5 <= sum(p.numel() for p in net.parameters()) <= 2e6  # the 0.5-2M range
+    covered = sum(t.numel() for t in LayerwiseLR(net).targets())
+    assert covered == linear > 0.99 * sum(p.numel() for p in net.parameters())
+    with pytest.raises(ParameterError, match="vit-m"):
+        build_model("vit-l")
+
+
 def test_spsa_mean_matches_backprop():
     model = _tiny_mlp()
     x, y = _batch()

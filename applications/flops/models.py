@@ -10,7 +10,10 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["MLP", "TinyViT", "build_model"]
+__all__ = ["MLP", "TinyViT", "build_model", "MODELS"]
+
+#: model names accepted by ``build_model``; "vit-m" is the ~0.9M-parameter ViT of the Adam study
+MODELS = ("mlp", "vit", "vit-m")
 
 
 class MLP(nn.Module):
@@ -75,5 +78,8 @@ def build_model(name: str) -> nn.Module:
         return MLP()
     if name == "vit":
         return TinyViT()
+    if name == "vit-m":
+        # dim 192, 2 blocks, 4 heads, MLP 768: 898k parameters, 894k of them in nn.Linear layers
+        return TinyViT(dim=192, depth=2, heads=4, mlp=768)
     from rands.errors import ParameterError
-    raise ParameterError(f"model must be 'mlp' or 'vit', got {name!r}")
+    raise ParameterError(f"model must be one of {', '.join(MODELS)}; got {name!r}")

@@ -44,8 +44,9 @@ class FlopsProblem(Problem):
             unknown = sorted(set(s) - set(DEFAULTS))
             if unknown:
                 raise ParameterError(f"settings[{j}] has unknown keys {unknown}; valid: {sorted(DEFAULTS)}")
-        if model not in ("mlp", "vit"):
-            raise ParameterError(f"model must be 'mlp' or 'vit', got {model!r}")
+        from .models import MODELS
+        if model not in MODELS:
+            raise ParameterError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
         for nm, v in (("steps", steps), ("batch", batch), ("shots", shots)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ParameterError(f"{nm} must be a positive integer, got {v!r}")
