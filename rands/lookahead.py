@@ -18,6 +18,7 @@ import time
 MAX_LOOKAHEAD = 256
 LARGE_GROUP_LOOKAHEAD = 32
 MAX_BLOCK_VALUES = 1 << 23      # 64 MiB of float64 per block
+ELIM_FLOOR = 0.05               # eliminations per stage assumed at least (few survivors: long blocks)
 
 
 class LookaheadPolicy:
@@ -62,7 +63,7 @@ class LookaheadPolicy:
         fixed = self._fixed if self._fixed == self._fixed else 1e-3 + 1e-9 * pair_work
         fixed += t_s * max(0, getattr(self.ctx.executor, "n_workers", 1) - 1)  # imbalance at a barrier
         elim = self._elim if self._elim == self._elim else max(1.0, 0.01 * rows)
-        L = math.sqrt(2.0 * fixed / (max(elim, 0.5) * t_s))
+        L = math.sqrt(2.0 * fixed / (max(elim, ELIM_FLOOR) * t_s))
         # in large groups the candidate pairs of a block grow faster than L (measured: 32 is best
         # for KN at k = 10^4; 8 and 128 cost 1.4x and 2.6x as much)
         cap = LARGE_GROUP_LOOKAHEAD if pair_work > 0 else MAX_LOOKAHEAD
