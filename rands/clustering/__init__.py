@@ -7,7 +7,9 @@ bit-identical labels. See :mod:`rands.clustering.kmeans` for the design.
 """
 from .kmeans import (DEFAULT_CHUNK, ClusteringResult, SerialComm, shard_range, spherical_kmeans,
                      standardize)
-from .quality import adjusted_rand_index, balance_assignment, mean_within_correlation
+from .quality import (adjusted_rand_index, balance_assignment, between_cluster_correlation, cluster_sums,
+                      mate_correlation, mean_within_correlation)
 
 __all__ = ["spherical_kmeans", "standardize", "ClusteringResult", "SerialComm", "shard_range",
-           "DEFAULT_CHUNK", "adjusted_rand_index", "balance_assignment", "mean_within_correlation"]
+           "DEFAULT_CHUNK", "adjusted_rand_index", "balance_assignment", "mean_within_correlation",
+           "between_cluster_correlation", "cluster_sums", "mate_correlation"]

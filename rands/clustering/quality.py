@@ -82,3 +82,37 @@ def balance_assignment(costs, n_workers: int) -> tuple[np.ndarray, np.ndarray]:
         loads[j] = load + c[t]
         heapq.heappush(heap, (loads[j], j))
     return out, loads
+
+
+def cluster_sums(xs: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Sum of the standardized rows of each cluster, (n_clusters, n) (O(k n))."""
+    S = np.zeros((int(n_clusters), xs.shape[1]))
+    np.add.at(S, labels, xs)
+    return S
+
+
+def between_cluster_correlation(xs: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Mean pilot correlation between members of clusters a != b: S_a.S_b / (n_a n_b).
+
+    (m, m) matrix from the cluster sums, O(k n + m^2 n), no pairs of systems;
+    the diagonal is nan (see :func:`mean_within_correlation`).
+    """
+    S = cluster_sums(xs, labels, n_clusters)
+    cnt = np.bincount(labels, minlength=int(n_clusters)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (S @ S.T) / np.outer(cnt, cnt)
+    np.fill_diagonal(out, np.nan)
+    return out
+
+
+def mate_correlation(xs: np.ndarray, labels: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Each system's mean pilot correlation with the other members of its cluster.
+
+    x_i.(S_a - x_i) / (n_a - 1), O(k n); nan for singletons. A system put in the
+    wrong cluster has a mate correlation near 0 where its mates' is near rho.
+    """
+    S = cluster_sums(xs, labels, n_clusters)
+    cnt = np.bincount(labels, minlength=int(n_clusters)).astype(np.float64)
+    own = np.einsum("ij,ij->i", xs, S[labels]) - np.einsum("ij,ij->i", xs, xs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return own / (cnt[labels] - 1.0)

@@ -75,10 +75,11 @@ from typing import Any
 
 import numpy as np
 
-from ..clustering import balance_assignment, mean_within_correlation, spherical_kmeans, standardize
+from ..clustering import (adjusted_rand_index, balance_assignment, between_cluster_correlation,
+                          mate_correlation, mean_within_correlation, spherical_kmeans, standardize)
 from ..errors import ParameterError, check_alpha, check_delta, check_float, check_int
-from ..params import (ALPHA, CRN, DELTA, NAME, PROBABILITY_OPEN, Interval, Mapping_, Options, Sequence_,
-                      ints, optional)
+from ..params import (ALPHA, CRN, DELTA, NAME, PROBABILITY_OPEN, Boolean, Interval, Mapping_, Options,
+                      Sequence_, ints, optional)
 from .base import Procedure, ProcedureOutput
 from .fixed_precision.kn_engine import run_kn_matches
 from .group import run_base
@@ -115,6 +116,8 @@ class _Pipeline(Procedure):
     # ----------------------------------------------------------- validation
     def _check_alpha_split(self) -> None:
         """Both shares of alpha stay >= 1e-10, the smallest error the constants are computed for."""
+        if isinstance(self.alpha_split, str):
+            return
         for part, share in (("alpha*alpha_split", self.alpha * self.alpha_split),
                             ("alpha*(1-alpha_split)", self.alpha * (1.0 - self.alpha_split))):
             if share < 1e-10:
@@ -127,7 +130,8 @@ class _Pipeline(Procedure):
         check_alpha(self.alpha)
         check_delta(self.delta)
         check_int("n0", self.n0, low=2)
-        check_float("alpha_split", self.alpha_split, low=0.0, high=1.0, low_open=True, high_open=True)
+        if not (isinstance(self.alpha_split, str) and self.alpha_split == "auto" and self.name == "p3c"):
+            check_float("alpha_split", self.alpha_split, low=0.0, high=1.0, low_open=True, high_open=True)
         check_int("max_pairwise", self.max_pairwise, low=2)
         for attr, target in (("base_params", self.base), ("large_base_params", self.large_base)):
             bp = getattr(self, attr)
@@ -235,7 +239,11 @@ class _Pipeline(Procedure):
         stage = int(st.get("stage", 0))
         if stage < 1:
             labels, m, info = self._partition(ctx)
-            st = {"stage": 1, "labels": labels, "m": m, "pilot_total": int(ctx.total)}
+            st = {"stage": 1, "labels": labels, "m": m, "pilot_total": int(ctx.total),
+                  "alpha_w": float(info.get("alpha_w", self._fixed_alpha_w())),
+                  "refined": int(info.get("refined", 0)),
+                  "pilot_history": np.array([[n, np.nan if a is None else a]
+                                             for n, a in info.get("pilot_history", [])], dtype=np.float64)}
             if "cost" in info:
                 st["cost"] = info["cost"]
             ctx.log("partition", groups=m, samples=int(ctx.total), **{k: v for k, v in info.items()
@@ -250,22 +258,33 @@ class _Pipeline(Procedure):
         if stage < 2:
             cost = np.asarray(st["cost"], dtype=np.float64)[sizes_all > 0] if "cost" in st \
                 else sizes.astype(np.float64)
-            winners = self._within(ctx, groups, sizes, cost)
-            st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total)})
+            winners = self._within(ctx, groups, sizes, cost, float(st["alpha_w"]))
+            pilot_n = int(st["pilot_total"]) // max(int(ctx.k), 1)
+            st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total),
+                       "within_n": np.asarray(ctx.n, dtype=np.int64) - pilot_n})
             ctx.boundary(st)
         winners = np.asarray(st["winners"], dtype=np.int64)
-        best, final_n = self._final(ctx, winners)
+        best, final_n = self._final(ctx, winners, float(st["alpha_w"]))
         extras = {"n_groups": int(len(groups)), "group_sizes": sizes.tolist(),
                   "winners": winners.tolist(), "pilot_samples": int(st["pilot_total"]),
                   "within_samples": int(st["within_total"]) - int(st["pilot_total"]),
-                  "final_samples": final_n, "labels": labels}
+                  "final_samples": final_n, "labels": labels, "alpha_w": float(st["alpha_w"]),
+                  "within_n": np.asarray(st.get("within_n", []), dtype=np.int64),
+                  "refined": int(st.get("refined", 0)),
+                  "pilot_history": [[int(n), None if not np.isfinite(a) else float(a)] for n, a in
+                                    np.asarray(st.get("pilot_history", np.zeros((0, 2)))).reshape(-1, 2)]}
         if self.budget is None:
             big = int(np.sum(sizes[sizes > 1] > self.max_pairwise)) if self.large_base else 0
             extras["group_bases"] = {k: v for k, v in ((self.base, int(np.sum(sizes > 1)) - big),
                                                        (self.large_base, big)) if v}
         return ProcedureOutput(best=int(best), extras=extras)
 
-    def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    def _fixed_alpha_w(self) -> float:
+        split = 0.5 if isinstance(self.alpha_split, str) else float(self.alpha_split)
+        return float(self.alpha) * split
+
+    def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray,
+                a_w: float) -> np.ndarray:
         replay = self._replay()
         # CRN alignment: every member of a group starts at the group's largest next replication
         starts = [int(ctx.next_rep[g].max()) for g in groups]
@@ -274,7 +293,6 @@ class _Pipeline(Procedure):
         assign, loads = balance_assignment(cost, workers)
         winners = np.empty(len(groups), dtype=np.int64)
         if self.budget is None:
-            a_w = self.alpha * self.alpha_split
             calls: dict[tuple, list[int]] = {}
             for j in order:
                 name = self.base if sizes[j] <= self.max_pairwise or self.large_base is None \
@@ -322,14 +340,14 @@ class _Pipeline(Procedure):
             return 0
         return int(np.floor(self.final_fraction * self.budget))
 
-    def _final(self, ctx, winners: np.ndarray) -> tuple[int, int]:
+    def _final(self, ctx, winners: np.ndarray, a_w: float) -> tuple[int, int]:
         if winners.size == 1:
             return int(winners[0]), 0
         before = ctx.total
         start = int(ctx.next_rep.max())              # fresh replications, common to all winners
         if self.budget is None:
             name = self.final or self.base
-            params = self._params_for(name, alpha=self.alpha - self.alpha * self.alpha_split)
+            params = self._params_for(name, alpha=self.alpha - a_w)
             if name != self.base:
                 params.pop("budget", None)
             res = ctx.run_groups(run_base, [winners], base=name, params=params, replay=0,
@@ -346,24 +364,70 @@ class _Pipeline(Procedure):
         return best, int(ctx.total - before)
 
 
-def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc) -> np.ndarray:
+def _kn_per_system(size, a: float, sd2, n0: int, delta: float):
+    """Heuristic expected samples per system of KN in a group: max(n0, h^2 s_D^2 / (2 delta^2)).
+
+    h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a; half
+    the triangle's end h^2 s_D^2 / delta^2 (the studies measured 0.12-0.31 of it).
+    """
+    size = np.asarray(size, dtype=np.float64)
+    n0 = float(n0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        eta = 0.5 * ((2.0 * a / np.maximum(size - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
+    h2 = 2.0 * eta * (n0 - 1.0)
+    return np.maximum(n0, h2 * np.asarray(sd2) / (2.0 * float(delta) ** 2))
+
+
+def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w: float | None = None) -> np.ndarray:
     """Estimated samples of each group, for LPT placement on workers (a heuristic).
 
     Fixed precision: size * max(n0, h^2 s_D^2 / (2 delta^2)) with s_D^2 = 2 s^2 (1 - rho)
     from the pilot (mean variance s^2 and mean correlation rho of the cluster) and
-    KN's h^2 for the group size; fixed budget: the group's share (its size).
+    KN's h^2 for the group size at a_w; fixed budget: the group's share (its size).
     """
     sizes = np.asarray(sizes, dtype=np.float64)
     if proc.budget is not None:
         return sizes
-    n0 = float(proc.n0)
-    a_w = float(proc.alpha) * float(proc.alpha_split)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        eta = 0.5 * ((2.0 * a_w / np.maximum(sizes - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
-    h2 = 2.0 * eta * (n0 - 1.0)
+    if a_w is None:
+        a_w = proc._fixed_alpha_w()
     sd2 = 2.0 * svar * np.clip(1.0 - rho, 0.0, 2.0)
-    per = np.maximum(n0, h2 * sd2 / (2.0 * float(proc.delta) ** 2))
+    per = _kn_per_system(sizes, float(a_w), sd2, proc.n0, proc.delta)
     return np.where(sizes > 1, sizes * per, 0.0)
+
+
+def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m: int,
+                   splits) -> tuple[float, float, np.ndarray]:
+    """Pilot estimate of within + final samples; the alpha_split of ``splits`` minimising it.
+
+    Within: :func:`_group_cost` per cluster at alpha_split*alpha; final: the non-empty
+    clusters' winners at the rest, s_D^2 = 2 s^2 (1 - mean between-cluster correlation).
+    Returns (estimate, alpha_split, per-cluster cost at that split).
+    """
+    sizes = np.bincount(labels, minlength=m)
+    rho = np.nan_to_num(mean_within_correlation(xs, labels, m))
+    svc = np.bincount(labels, weights=svar, minlength=m) / np.maximum(sizes, 1)
+    nz = sizes > 0
+    n_w = int(nz.sum())
+    if n_w > 1:
+        B = between_cluster_correlation(xs, labels, m)[np.ix_(nz, nz)]
+        rb = float(np.nanmean(B))
+    else:
+        rb = 0.0
+    sd2_f = 2.0 * float(np.mean(svar)) * min(max(1.0 - rb, 0.0), 2.0)
+    best = (np.inf, float(splits[0]), None)
+    for sp in splits:
+        a_w = float(proc.alpha) * float(sp)
+        cost = _group_cost(sizes, rho, svc, proc, a_w)
+        fin = n_w * float(_kn_per_system(n_w, float(proc.alpha) - a_w, sd2_f, proc.n0, proc.delta)) \
+            if n_w > 1 else 0.0
+        tot = float(cost.sum()) + fin
+        if tot < best[0]:
+            best = (tot, float(sp), cost)
+    return best
+
+
+#: alpha_split values searched by alpha_split="auto"
+_SPLIT_GRID = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
 
 
 class P3C(_Pipeline):
@@ -375,35 +439,62 @@ class P3C(_Pipeline):
         ``budget``, "greedy" (screening-free, default then), "equal", "ocba", "efg".
     alpha, delta : PCS target 1-alpha and indifference zone (fixed precision).
     n0 : first-stage size of the base procedures (and exploration size with a budget).
-    pilot : CRN pilot samples per system for clustering (split mode; default
-        max(3, n0 // 2)); must equal n0 (or None) in reuse mode.
+    pilot : CRN pilot samples per system for clustering (split mode). None (default):
+        "adaptive" in split fixed-precision mode, n0 in reuse mode or with a budget.
+        "adaptive": start at max(3, n0 // 2) and double while the partitions from n and 2n
+        disagree (ARI < ``stable_ari``) and k * 2n <= ``pilot_cap`` * (pilot estimate of
+        the within + final samples), up to ``pilot_max``. An integer: that fixed size.
+    pilot_cap, stable_ari, pilot_max : the adaptive pilot's rule (above).
+    refine : move systems whose mean pilot correlation with their cluster mates is below
+        ``refine_ratio`` times their cluster's mean within correlation into one residual
+        group, run like any other (a pilot-only decision; default False: it moved no system
+        once the adaptive pilot had grown, studies/p3c/regime.md).
     n_clusters : m, the number of clusters (min(m, k) used).
     pilot_mode : "split" (guaranteed, default) or "reuse" (pilot = base's first stage; NOT
         guaranteed).
     partition : optional known cluster labels (oracle); no pilot is drawn.
     final : procedure of the final stage (default: base); fresh CRN samples.
-    alpha_split : fraction of alpha spent inside clusters (default 0.5).
+    alpha_split : fraction of alpha spent inside clusters; "auto" (default): the value of
+        0.05, 0.10, ..., 0.95 minimising the pilot's estimate of within + final samples
+        in split mode (0.5 with an oracle partition, which has no pilot, and in reuse mode,
+        kept comparable with the oracle).
     base_params : extra parameters of the base (e.g. {"g": 2} for KT).
     max_pairwise, large_base, large_base_params : clusters above max_pairwise systems use
         large_base (default "kt") with these extra parameters (e.g. {"g": 500}).
     budget, final_fraction : fixed-budget variant (total samples N; final share).
     n_init, n_candidates : clustering restarts and greedy k-means++ candidates.
+
+    Guarantee of the adaptive choices (split mode): the pilot size, the partition, the
+    refinement and alpha_split are functions of pilot replications 0..n_p-1 only, and
+    {n_p = n} is decided by replications 0..n-1 (a stopping time). Every later stage
+    draws replications >= n_p, independent of them given n_p (replications are i.i.d.
+    across the replication index). So, conditionally on everything the pilot decided,
+    the base in the best's group errs with probability <= alpha_w and the fresh final
+    with <= alpha - alpha_w; P(ICS) <= alpha for every pilot outcome, hence overall,
+    however wrong the clustering is. Clustering errors cost samples only.
     """
 
     name = "p3c"
-    _parameter_constraints = {**_Pipeline._parameter_constraints, "pilot": optional(ints(3)),
+    _parameter_constraints = {**_Pipeline._parameter_constraints,
+                              "pilot": optional([*ints(3), Options(("adaptive",))]),
+                              "alpha_split": [*PROBABILITY_OPEN, Options(("auto",))],
+                              "pilot_cap": [Interval(float, 0.0, 1.0, closed="right")],
+                              "stable_ari": [Interval(float, 0.0, 1.0, closed="right")],
+                              "pilot_max": ints(3), "refine": [Boolean()],
+                              "refine_ratio": [Interval(float, 0.0, 1.0, closed="neither")],
                               "n_clusters": ints(1), "pilot_mode": [Options(("split", "reuse"))],
                               "partition": optional([Sequence_(Interval(int, 0, None), what="a list of "
                                                                "k cluster labels (integers >= 0)")]),
                               "n_init": ints(1), "n_candidates": optional(ints(1))}
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
-                 pilot: int | None = None, n_clusters: int = 16, pilot_mode: str = "split",
-                 partition: Any = None, final: str | None = None, alpha_split: float = 0.5,
+                 pilot: int | str | None = None, n_clusters: int = 16, pilot_mode: str = "split",
+                 partition: Any = None, final: str | None = None, alpha_split: float | str = "auto",
                  base_params: dict | None = None, max_pairwise: int = 4096, large_base: str | None = "kt",
                  large_base_params: dict | None = None, budget: int | None = None,
                  final_fraction: float = 0.1, n_init: int = 3,
-                 n_candidates: int | None = None):
+                 n_candidates: int | None = None, pilot_cap: float = 0.1, stable_ari: float = 0.95,
+                 pilot_max: int = 40, refine: bool = False, refine_ratio: float = 0.5):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")
         self.alpha = alpha
         self.delta = delta
@@ -422,6 +513,11 @@ class P3C(_Pipeline):
         self.final_fraction = final_fraction
         self.n_init = n_init
         self.n_candidates = n_candidates
+        self.pilot_cap = pilot_cap
+        self.stable_ari = stable_ari
+        self.pilot_max = pilot_max
+        self.refine = refine
+        self.refine_ratio = refine_ratio
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -433,9 +529,16 @@ class P3C(_Pipeline):
         self._validate_common()
         check_int("n_clusters", self.n_clusters, low=1)
         check_int("n_init", self.n_init, low=1)
+        check_int("pilot_max", self.pilot_max, low=3)
         if self.n_candidates is not None:
             check_int("n_candidates", self.n_candidates, low=1)
-        if self.pilot is not None:
+        if isinstance(self.alpha_split, str) and self.alpha_split != "auto":
+            raise ParameterError(f"alpha_split must be in (0, 1) or 'auto', got {self.alpha_split!r}")
+        if self.pilot == "adaptive":
+            if self.pilot_mode == "reuse" or self.budget is not None:
+                raise ParameterError("pilot='adaptive' needs pilot_mode='split' and no budget (the pilot "
+                                     "is n0 otherwise); leave pilot=None")
+        elif self.pilot is not None:
             check_int("pilot", self.pilot, low=3)
             if (self.pilot_mode == "reuse" or self.budget is not None) and self.pilot != self.n0:
                 raise ParameterError(f"pilot={self.pilot} must equal n0={self.n0} when the pilot is reused "
@@ -453,17 +556,33 @@ class P3C(_Pipeline):
         if self.partition is not None and len(self.partition) != problem.k:
             raise ParameterError(f"partition has {len(self.partition)} labels for k={problem.k} systems")
 
+    def _adaptive(self) -> bool:
+        return self.pilot_mode == "split" and self.budget is None and self.partition is None \
+            and self.pilot in (None, "adaptive")
+
     def _n_pilot(self) -> int:
+        """The (first) pilot size."""
         if self.partition is not None:
             return 0
         if self.pilot_mode == "reuse" or self.budget is not None:
             return int(self.n0)
-        return int(self.pilot) if self.pilot is not None else max(3, int(self.n0) // 2)
+        return int(self.pilot) if isinstance(self.pilot, int) else max(3, int(self.n0) // 2)
 
     def _replay(self) -> int:
         if self.partition is not None:
             return 0
         return self._n_pilot() if (self.pilot_mode == "reuse" or self.budget is not None) else 0
+
+    def _cluster(self, pilot: np.ndarray, m: int, seed: tuple):
+        xs = standardize(pilot)
+        res = spherical_kmeans(xs, m, seed=(*seed, 0x703363), n_init=self.n_init,
+                               n_candidates=self.n_candidates, standardized=True)
+        return xs, res
+
+    def _splits(self) -> tuple:
+        if not isinstance(self.alpha_split, str):
+            return (float(self.alpha_split),)
+        return _SPLIT_GRID if self.pilot_mode == "split" else (0.5,)
 
     def _partition(self, ctx):
         if self.partition is not None:
@@ -471,21 +590,48 @@ class P3C(_Pipeline):
             return lab.astype(np.int64), int(lab.max()) + 1, {"oracle": True}
         n_p = self._n_pilot()
         k = ctx.k
-        pilot = ctx.draw(np.arange(k), n_p)            # CRN: replications 0..n_p-1 of every system
-        xs = standardize(pilot)
-        svar = pilot.var(axis=1, ddof=1)
-        del pilot
+        allk = np.arange(k)
+        pilot = ctx.draw(allk, n_p)                    # CRN: replications 0..n_p-1 of every system
         m = min(int(self.n_clusters), k)
         seed = ctx.streams.seed
         seed = tuple(seed) if isinstance(seed, tuple) else (seed,)
-        res = spherical_kmeans(xs, m, seed=(*seed, 0x703363), n_init=self.n_init,
-                               n_candidates=self.n_candidates, standardized=True)
-        rho = mean_within_correlation(xs, res.labels, m)
-        svar_by_cluster = np.bincount(res.labels, weights=svar, minlength=m) / np.maximum(res.sizes, 1)
-        ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective,
-                sizes=res.sizes.tolist(), mean_within_corr=np.nan_to_num(rho).round(4).tolist())
-        cost = _group_cost(res.sizes, np.nan_to_num(rho), svar_by_cluster, self)
-        return res.labels, m, {"objective": res.objective, "cost": cost}
+        xs, res = self._cluster(pilot, m, seed)
+        history = [[n_p, None]]
+        if self._adaptive():
+            # grow n -> 2n while the partition moves and the pilot stays within its cap
+            while 2 * n_p <= int(self.pilot_max):
+                est = _expected_cost(self, xs, pilot.var(axis=1, ddof=1), res.labels, m, self._splits())[0]
+                if k * 2 * n_p > float(self.pilot_cap) * est:
+                    break
+                pilot = np.hstack([pilot, ctx.draw(allk, n_p)])   # replications n_p..2n_p-1
+                xs2, res2 = self._cluster(pilot, m, seed)
+                ari = adjusted_rand_index(res.labels, res2.labels)
+                n_p, xs, res = 2 * n_p, xs2, res2
+                history.append([n_p, round(float(ari), 4)])
+                if ari >= float(self.stable_ari):
+                    break
+        svar = pilot.var(axis=1, ddof=1)
+        del pilot
+        labels = res.labels.astype(np.int64)
+        refined = 0
+        if self.refine and self.budget is None and m > 1:
+            rho_c = np.nan_to_num(mean_within_correlation(xs, labels, m))
+            mc = mate_correlation(xs, labels, m)
+            move = np.isfinite(mc) & (rho_c[labels] > 0) & (mc < float(self.refine_ratio) * rho_c[labels])
+            refined = int(move.sum())
+            if refined:
+                labels = labels.copy()
+                labels[move] = m                       # one residual group
+                m += 1
+        est, split, cost = _expected_cost(self, xs, svar, labels, m, self._splits())
+        sizes = np.bincount(labels, minlength=m)
+        ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective, refined=refined,
+                alpha_split=split, expected=round(est), sizes=sizes.tolist(),
+                mean_within_corr=np.nan_to_num(mean_within_correlation(xs, labels, m)).round(4).tolist())
+        info = {"objective": res.objective, "cost": cost, "pilot_history": history, "refined": refined}
+        if self.budget is None:
+            info["alpha_w"] = float(self.alpha) * split
+        return labels, m, info
 
 
 class DivideAndConquer(_Pipeline):

@@ -1,0 +1,151 @@
+"""Issue 16 study: DC / P3C regime map with the sample breakdown, and PCS validation.
+
+Resumable: every macroreplication appends one JSON line to results/<out>.jsonl and
+is skipped when rerun. Defaults of P3C as shipped (adaptive pilot, alpha_split="auto",
+refinement); DC at its defaults (alpha_split = 0.5, random partition). Both n0 = 10, KN.
+
+    nice -n 19 python studies/p3c/regime.py map --ks 1024 --reps 20 --out regime_k1024
+    nice -n 19 python studies/p3c/regime.py map --ks 4096 --reps 20 --out regime_k4096
+    nice -n 19 python studies/p3c/regime.py pcs --k 256 --p 16 --rho 0.5 --reps 1000 --out pcs_rho05
+    nice -n 19 python studies/p3c/regime.py pcs --k 256 --p 16 --rho 0.3 --reps 1000 --out pcs_rho03
+then ``python studies/p3c/regime_report.py``.
+
+Breakdown (P3C): pilot, first stage (n0 per system of a group of >= 2), within-cluster
+sequential samples split into systems of their group's majority true cluster ("same":
+screened mostly through same-cluster pairs) and strays ("cross": every pair against
+the group's majority is an across-cluster pair), final stage.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import rands
+from rands.clustering import adjusted_rand_index
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "results")
+ALPHA, N0 = 0.05, 10
+
+
+def _done(path: str) -> set:
+    keys = set()
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                keys.add(tuple(r["key"]))
+    return keys
+
+
+def _breakdown(prob, r) -> dict:
+    ex = r.extras
+    lab = np.asarray(ex["labels"])
+    wn = np.asarray(ex["within_n"], dtype=np.int64)
+    truth = np.asarray(prob.clusters)
+    sizes = np.bincount(lab)
+    in_group = sizes[lab] > 1
+    first = int(np.sum(np.minimum(wn, N0)[in_group]))
+    seq = np.maximum(wn - N0, 0) * in_group
+    stray = np.zeros(lab.size, dtype=bool)
+    for g in np.unique(lab):
+        idx = np.flatnonzero(lab == g)
+        maj = np.bincount(truth[idx]).argmax()
+        stray[idx] = truth[idx] != maj
+    return {"pilot": int(ex["pilot_samples"]), "first": first, "seq_same": int(seq[~stray].sum()),
+            "seq_cross": int(seq[stray].sum()), "n_stray": int(stray.sum()),
+            "final": int(ex["final_samples"]), "within": int(ex["within_samples"])}
+
+
+def _run(prob, proc: str, params: dict, seed) -> dict:
+    t = time.time()
+    r = rands.select(prob, proc, seed=seed, **params)
+    ex = r.extras
+    row = {"total": int(r.total_samples), "correct": bool(r.best == 0), "wall": round(time.time() - t, 3),
+           "alpha_w": ex.get("alpha_w"), "pilot_n": int(ex["pilot_samples"]) // prob.k,
+           "refined": int(ex.get("refined", 0) or 0), "pilot_history": ex.get("pilot_history")}
+    row.update(_breakdown(prob, r))
+    if proc == "p3c":
+        row["ari"] = round(float(adjusted_rand_index(prob.clusters, ex["labels"])), 4)
+    return row
+
+
+def part_map(a) -> None:
+    path = os.path.join(OUT, a.out + ".jsonl")
+    done = _done(path)
+    cells = [(d, k, p, rho) for d in a.deltas for k in a.ks for p in a.ps for rho in a.rhos]
+    with open(path, "a") as f:
+        for rep_block in range(0, a.reps, a.block):
+            for d, k, p, rho in cells:        # cheap cells (large delta) first, reps in blocks
+                prob = rands.problems.make("clustered", k=k, p=p, rho=rho, delta=d)
+                for rep in range(rep_block, min(rep_block + a.block, a.reps)):
+                    for meth in ("dc", "p3c"):
+                        key = [meth, k, p, rho, d, rep]
+                        if tuple(key) in done:
+                            continue
+                        params = dict(alpha=ALPHA, delta=d, n0=N0, base="kn")
+                        params.update({"n_groups": p} if meth == "dc" else {"n_clusters": p})
+                        row = _run(prob, meth, params, (16, k, p, int(rho * 100), int(d * 10), rep))
+                        f.write(json.dumps({"key": key, **row}) + "\n")
+                        f.flush()
+                if time.time() > a.stop_at:
+                    print("stopping at the deadline", flush=True)
+                    return
+
+
+def part_pcs(a) -> None:
+    path = os.path.join(OUT, a.out + ".jsonl")
+    done = _done(path)
+    prob = rands.problems.make("clustered", k=a.k, p=a.p, rho=a.rho, delta=a.delta)
+    params = dict(alpha=ALPHA, delta=a.delta, n0=N0, base="kn", n_clusters=a.p)
+    with open(path, "a") as f:
+        for rep in range(a.reps):
+            key = ["p3c", a.k, a.p, a.rho, a.delta, rep]
+            if tuple(key) in done:
+                continue
+            row = _run(prob, "p3c", params, (1616, a.k, a.p, int(a.rho * 100), rep))
+            f.write(json.dumps({"key": key, **row}) + "\n")
+            f.flush()
+            if time.time() > a.stop_at:
+                print("stopping at the deadline", flush=True)
+                return
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="part", required=True)
+    m = sub.add_parser("map")
+    m.add_argument("--ks", type=int, nargs="+", default=[1024, 4096])
+    m.add_argument("--ps", type=int, nargs="+", default=[4, 8, 16, 32])
+    m.add_argument("--rhos", type=float, nargs="+", default=[0.5, 0.9, 0.95, 0.99])
+    m.add_argument("--deltas", type=float, nargs="+", default=[0.5, 0.2, 0.1])
+    m.add_argument("--reps", type=int, default=20)
+    m.add_argument("--block", type=int, default=5)
+    m.add_argument("--out", default="regime")
+    c = sub.add_parser("pcs")
+    c.add_argument("--k", type=int, default=256)
+    c.add_argument("--p", type=int, default=16)
+    c.add_argument("--rho", type=float, default=0.5)
+    c.add_argument("--delta", type=float, default=0.5)
+    c.add_argument("--reps", type=int, default=1000)
+    c.add_argument("--out", default="pcs")
+    for s in (m, c):
+        s.add_argument("--stop-at", type=float, default=float("inf"), help="unix time to stop at")
+    a = ap.parse_args(argv)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, a.out + ".cmd"), "w") as f:
+        f.write(" ".join(["python"] + sys.argv) + "\n")
+    {"map": part_map, "pcs": part_pcs}[a.part](a)
+
+
+if __name__ == "__main__":
+    main()
