@@ -242,6 +242,7 @@ class _Pipeline(Procedure):
             st = {"stage": 1, "labels": labels, "m": m, "pilot_total": int(ctx.total),
                   "alpha_w": float(info.get("alpha_w", self._fixed_alpha_w())),
                   "refined": int(info.get("refined", 0)),
+                  "n0_w": int(info.get("n0_w", self.n0)), "n0_f": int(info.get("n0_f", self.n0)),
                   "pilot_history": np.array([[n, np.nan if a is None else a]
                                              for n, a in info.get("pilot_history", [])], dtype=np.float64)}
             if "cost" in info:
@@ -258,19 +259,21 @@ class _Pipeline(Procedure):
         if stage < 2:
             cost = np.asarray(st["cost"], dtype=np.float64)[sizes_all > 0] if "cost" in st \
                 else sizes.astype(np.float64)
-            winners = self._within(ctx, groups, sizes, cost, float(st["alpha_w"]))
+            winners = self._within(ctx, groups, sizes, cost, float(st["alpha_w"]),
+                                   int(st.get("n0_w", self.n0)))
             pilot_n = int(st["pilot_total"]) // max(int(ctx.k), 1)
             st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total),
                        "within_n": np.asarray(ctx.n, dtype=np.int64) - pilot_n})
             ctx.boundary(st)
         winners = np.asarray(st["winners"], dtype=np.int64)
-        best, final_n = self._final(ctx, winners, float(st["alpha_w"]))
+        best, final_n = self._final(ctx, winners, float(st["alpha_w"]), int(st.get("n0_f", self.n0)))
         extras = {"n_groups": int(len(groups)), "group_sizes": sizes.tolist(),
                   "winners": winners.tolist(), "pilot_samples": int(st["pilot_total"]),
                   "within_samples": int(st["within_total"]) - int(st["pilot_total"]),
                   "final_samples": final_n, "labels": labels, "alpha_w": float(st["alpha_w"]),
                   "within_n": np.asarray(st.get("within_n", []), dtype=np.int64),
                   "refined": int(st.get("refined", 0)),
+                  "n0_within": int(st.get("n0_w", self.n0)), "n0_final": int(st.get("n0_f", self.n0)),
                   "pilot_history": [[int(n), None if not np.isfinite(a) else float(a)] for n, a in
                                     np.asarray(st.get("pilot_history", np.zeros((0, 2)))).reshape(-1, 2)]}
         if self.budget is None:
@@ -284,7 +287,7 @@ class _Pipeline(Procedure):
         return float(self.alpha) * split
 
     def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray,
-                a_w: float) -> np.ndarray:
+                a_w: float, n0_w: int) -> np.ndarray:
         replay = self._replay()
         # CRN alignment: every member of a group starts at the group's largest next replication
         starts = [int(ctx.next_rep[g].max()) for g in groups]
@@ -300,6 +303,8 @@ class _Pipeline(Procedure):
                 calls.setdefault((name,), []).append(int(j))
             for (name,), idx in calls.items():
                 params = self._params_for(name, alpha=a_w)
+                if "n0" in params and self.budget is None and replay == 0:
+                    params["n0"] = int(n0_w)
                 if name == "kn" and replay == 0:     # every KN match of the step in bulk
                     pos = run_kn_matches(ctx, [groups[j] for j in idx], alpha=params["alpha"],
                                          delta=params["delta"], n0=params["n0"],
@@ -340,7 +345,7 @@ class _Pipeline(Procedure):
             return 0
         return int(np.floor(self.final_fraction * self.budget))
 
-    def _final(self, ctx, winners: np.ndarray, a_w: float) -> tuple[int, int]:
+    def _final(self, ctx, winners: np.ndarray, a_w: float, n0_f: int) -> tuple[int, int]:
         if winners.size == 1:
             return int(winners[0]), 0
         before = ctx.total
@@ -348,6 +353,8 @@ class _Pipeline(Procedure):
         if self.budget is None:
             name = self.final or self.base
             params = self._params_for(name, alpha=self.alpha - a_w)
+            if "n0" in params:
+                params["n0"] = int(n0_f)
             if name != self.base:
                 params.pop("budget", None)
             res = ctx.run_groups(run_base, [winners], base=name, params=params, replay=0,
@@ -364,24 +371,35 @@ class _Pipeline(Procedure):
         return best, int(ctx.total - before)
 
 
-def _kn_per_system(size, a: float, sd2, n0: int, delta: float):
-    """Heuristic expected samples per system of KN in a group: max(n0, h^2 s_D^2 / (2 delta^2)).
+#: mean samples per system of KN beyond its first stage, as a fraction of the triangle's end
+#: h^2 s_D^2 / delta^2 (measured 0.26-0.29 at k = 1024, p = 16, rho = 0.9, delta = 0.1, slippage,
+#: n0 = 10..30; studies/p3c/README.md); only steers the pilot-based choices, never validity.
+_KN_FRACTION = 0.27
 
-    h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a; half
-    the triangle's end h^2 s_D^2 / delta^2 (the studies measured 0.12-0.31 of it).
+#: first-stage sizes searched (times n0) for the within-cluster and the final KN (n0_auto)
+_N0_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def _kn_per_system(size, a: float, sd2, n0: int, delta: float):
+    """Heuristic expected samples per system of KN in a group: n0 + f h^2 s_D^2 / delta^2.
+
+    h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a,
+    f = :data:`_KN_FRACTION`. A larger n0 buys a smaller h^2 (the t-like penalty of
+    estimating s_D^2 from n0 - 1 degrees of freedom), which is why n0_auto searches it.
     """
     size = np.asarray(size, dtype=np.float64)
     n0 = float(n0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         eta = 0.5 * ((2.0 * a / np.maximum(size - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
     h2 = 2.0 * eta * (n0 - 1.0)
-    return np.maximum(n0, h2 * np.asarray(sd2) / (2.0 * float(delta) ** 2))
+    return n0 + _KN_FRACTION * h2 * np.asarray(sd2) / float(delta) ** 2
 
 
-def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w: float | None = None) -> np.ndarray:
-    """Estimated samples of each group, for LPT placement on workers (a heuristic).
+def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w: float | None = None,
+                n0: int | None = None) -> np.ndarray:
+    """Estimated samples of each group (LPT placement on workers, the pilot's choices).
 
-    Fixed precision: size * max(n0, h^2 s_D^2 / (2 delta^2)) with s_D^2 = 2 s^2 (1 - rho)
+    Fixed precision: size * (n0 + f h^2 s_D^2 / delta^2) with s_D^2 = 2 s^2 (1 - rho)
     from the pilot (mean variance s^2 and mean correlation rho of the cluster) and
     KN's h^2 for the group size at a_w; fixed budget: the group's share (its size).
     """
@@ -391,18 +409,20 @@ def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w:
     if a_w is None:
         a_w = proc._fixed_alpha_w()
     sd2 = 2.0 * svar * np.clip(1.0 - rho, 0.0, 2.0)
-    per = _kn_per_system(sizes, float(a_w), sd2, proc.n0, proc.delta)
+    per = _kn_per_system(sizes, float(a_w), sd2, proc.n0 if n0 is None else n0, proc.delta)
     return np.where(sizes > 1, sizes * per, 0.0)
 
 
 def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m: int,
-                   splits) -> tuple[float, float, np.ndarray]:
-    """Pilot estimate of within + final samples; the alpha_split of ``splits`` minimising it.
+                   splits, n0s=None) -> tuple[float, float, np.ndarray, int, int]:
+    """Pilot estimate of within + final samples, minimised over alpha_split and first stages.
 
     Within: :func:`_group_cost` per cluster at alpha_split*alpha; final: the non-empty
     clusters' winners at the rest, s_D^2 = 2 s^2 (1 - mean between-cluster correlation).
-    Returns (estimate, alpha_split, per-cluster cost at that split).
+    ``n0s``: first-stage sizes searched, separately for the within stage and the final
+    (default: n0 only). Returns (estimate, alpha_split, per-cluster cost, n0_within, n0_final).
     """
+    n0s = (int(proc.n0),) if n0s is None else tuple(int(v) for v in n0s)
     sizes = np.bincount(labels, minlength=m)
     rho = np.nan_to_num(mean_within_correlation(xs, labels, m))
     svc = np.bincount(labels, weights=svar, minlength=m) / np.maximum(sizes, 1)
@@ -414,15 +434,17 @@ def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m
     else:
         rb = 0.0
     sd2_f = 2.0 * float(np.mean(svar)) * min(max(1.0 - rb, 0.0), 2.0)
-    best = (np.inf, float(splits[0]), None)
+    best = (np.inf, float(splits[0]), None, n0s[0], n0s[0])
     for sp in splits:
         a_w = float(proc.alpha) * float(sp)
-        cost = _group_cost(sizes, rho, svc, proc, a_w)
-        fin = n_w * float(_kn_per_system(n_w, float(proc.alpha) - a_w, sd2_f, proc.n0, proc.delta)) \
-            if n_w > 1 else 0.0
-        tot = float(cost.sum()) + fin
+        costs = [_group_cost(sizes, rho, svc, proc, a_w, n) for n in n0s]
+        iw = int(np.argmin([c.sum() for c in costs]))
+        fins = [n_w * float(_kn_per_system(n_w, float(proc.alpha) - a_w, sd2_f, n, proc.delta))
+                if n_w > 1 else 0.0 for n in n0s]
+        jf = int(np.argmin(fins))
+        tot = float(costs[iw].sum()) + fins[jf]
         if tot < best[0]:
-            best = (tot, float(sp), cost)
+            best = (tot, float(sp), costs[iw], n0s[iw], n0s[jf])
     return best
 
 
@@ -438,7 +460,14 @@ class P3C(_Pipeline):
     base : base procedure inside clusters: "kn", "kt", ... (fixed precision) or, with
         ``budget``, "greedy" (screening-free, default then), "equal", "ocba", "efg".
     alpha, delta : PCS target 1-alpha and indifference zone (fixed precision).
-    n0 : first-stage size of the base procedures (and exploration size with a budget).
+    n0 : first-stage size of the base procedures (and exploration size with a budget); with
+        ``n0_auto`` the smallest first stage searched.
+    n0_auto : (split fixed precision) choose the first-stage size of the within-cluster base
+        and, separately, of the final from n0 x (1, 1.5, 2, 3, 4, 6), minimising the pilot's
+        estimate of within + final samples jointly with alpha_split (default True; False:
+        n0 everywhere). KN's h^2 = 2 eta (n0 - 1) falls from 30 (n0 = 10) to 17 (n0 = 30)
+        for 64 systems at alpha 0.04, so where the sequential stage dominates a larger first
+        stage pays for itself; at the n0 floor (rho near 1, large delta) n0 stays.
     pilot : CRN pilot samples per system for clustering (split mode). None (default):
         "adaptive" in split fixed-precision mode, n0 in reuse mode or with a budget.
         "adaptive": start at max(3, n0 // 2) and double while the partitions from n and 2n
@@ -464,14 +493,20 @@ class P3C(_Pipeline):
     budget, final_fraction : fixed-budget variant (total samples N; final share).
     n_init, n_candidates : clustering restarts and greedy k-means++ candidates.
 
-    Guarantee of the adaptive choices (split mode): the pilot size, the partition, the
-    refinement and alpha_split are functions of pilot replications 0..n_p-1 only, and
-    {n_p = n} is decided by replications 0..n-1 (a stopping time). Every later stage
-    draws replications >= n_p, independent of them given n_p (replications are i.i.d.
-    across the replication index). So, conditionally on everything the pilot decided,
-    the base in the best's group errs with probability <= alpha_w and the fresh final
-    with <= alpha - alpha_w; P(ICS) <= alpha for every pilot outcome, hence overall,
-    however wrong the clustering is. Clustering errors cost samples only.
+    Guarantee of the adaptive choices (split mode). Let D = (n_p, partition, refinement,
+    alpha_split, n0_within, n0_final): every entry is a function of pilot replications
+    0..n_p-1 only, and {n_p = n} is decided by replications 0..n-1 (a stopping time in the
+    replication index). The within stage draws replications >= n_p, which are independent
+    of D (replication vectors are i.i.d. across the index); given D, KN in the best's
+    group is Kim & Nelson's (2001) procedure with fixed constants (alpha_w, n0_within) on
+    data independent of how the group was formed, so it eliminates the best with
+    probability <= alpha_w whatever the partition. The final draws replications >= R, the
+    largest replication any system used; {R = r} is decided by data below r, so the final's
+    data are independent of which systems won, and KN at (alpha - alpha_w, n0_final) errs
+    with probability <= alpha - alpha_w given the best reached it. Hence
+    P(ICS | D) <= alpha for every pilot outcome and P(ICS) <= alpha however wrong the
+    clustering is (Zhang & Peng, arXiv 2402.02196, for the pipeline; the split and the
+    pilot-only choices are ours). Clustering errors and a poor choice of D cost samples only.
     """
 
     name = "p3c"
@@ -485,7 +520,7 @@ class P3C(_Pipeline):
                               "n_clusters": ints(1), "pilot_mode": [Options(("split", "reuse"))],
                               "partition": optional([Sequence_(Interval(int, 0, None), what="a list of "
                                                                "k cluster labels (integers >= 0)")]),
-                              "n_init": ints(1), "n_candidates": optional(ints(1))}
+                              "n_init": ints(1), "n_candidates": optional(ints(1)), "n0_auto": [Boolean()]}
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  pilot: int | str | None = None, n_clusters: int = 16, pilot_mode: str = "split",
@@ -494,7 +529,8 @@ class P3C(_Pipeline):
                  large_base_params: dict | None = None, budget: int | None = None,
                  final_fraction: float = 0.1, n_init: int = 3,
                  n_candidates: int | None = None, pilot_cap: float = 0.1, stable_ari: float = 0.95,
-                 pilot_max: int = 40, refine: bool = False, refine_ratio: float = 0.5):
+                 pilot_max: int = 40, refine: bool = False, refine_ratio: float = 0.5,
+                 n0_auto: bool = True):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")
         self.alpha = alpha
         self.delta = delta
@@ -518,6 +554,7 @@ class P3C(_Pipeline):
         self.pilot_max = pilot_max
         self.refine = refine
         self.refine_ratio = refine_ratio
+        self.n0_auto = n0_auto
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -579,6 +616,12 @@ class P3C(_Pipeline):
                                n_candidates=self.n_candidates, standardized=True)
         return xs, res
 
+    def _n0s(self) -> tuple:
+        """First-stage sizes searched by n0_auto (split fixed precision only; n0 otherwise)."""
+        if not (self.n0_auto and self.pilot_mode == "split" and self.budget is None):
+            return (int(self.n0),)
+        return tuple(sorted({int(round(f * self.n0)) for f in _N0_FACTORS}))
+
     def _splits(self) -> tuple:
         if not isinstance(self.alpha_split, str):
             return (float(self.alpha_split),)
@@ -600,7 +643,8 @@ class P3C(_Pipeline):
         if self._adaptive():
             # grow n -> 2n while the partition moves and the pilot stays within its cap
             while 2 * n_p <= int(self.pilot_max):
-                est = _expected_cost(self, xs, pilot.var(axis=1, ddof=1), res.labels, m, self._splits())[0]
+                est = _expected_cost(self, xs, pilot.var(axis=1, ddof=1), res.labels, m, self._splits(),
+                                     self._n0s())[0]
                 if k * 2 * n_p > float(self.pilot_cap) * est:
                     break
                 pilot = np.hstack([pilot, ctx.draw(allk, n_p)])   # replications n_p..2n_p-1
@@ -623,14 +667,15 @@ class P3C(_Pipeline):
                 labels = labels.copy()
                 labels[move] = m                       # one residual group
                 m += 1
-        est, split, cost = _expected_cost(self, xs, svar, labels, m, self._splits())
+        est, split, cost, n0_w, n0_f = _expected_cost(self, xs, svar, labels, m, self._splits(), self._n0s())
         sizes = np.bincount(labels, minlength=m)
         ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective, refined=refined,
-                alpha_split=split, expected=round(est), sizes=sizes.tolist(),
+                alpha_split=split, n0_within=n0_w, n0_final=n0_f, expected=round(est), sizes=sizes.tolist(),
                 mean_within_corr=np.nan_to_num(mean_within_correlation(xs, labels, m)).round(4).tolist())
         info = {"objective": res.objective, "cost": cost, "pilot_history": history, "refined": refined}
         if self.budget is None:
             info["alpha_w"] = float(self.alpha) * split
+            info.update(n0_w=int(n0_w), n0_f=int(n0_f))
         return labels, m, info
 
 

@@ -8,6 +8,7 @@ refinement); DC at its defaults (alpha_split = 0.5, random partition). Both n0 =
     nice -n 19 python studies/p3c/regime.py map --ks 4096 --reps 20 --out regime_k4096
     nice -n 19 python studies/p3c/regime.py pcs --k 256 --p 16 --rho 0.5 --reps 1000 --out pcs_rho05
     nice -n 19 python studies/p3c/regime.py pcs --k 256 --p 16 --rho 0.3 --reps 1000 --out pcs_rho03
+    nice -n 19 python studies/p3c/regime.py budget --reps 50 --out budget_ocba
 then ``python studies/p3c/regime_report.py``.
 
 Breakdown (P3C): pilot, first stage (n0 per system of a group of >= 2), within-cluster
@@ -120,6 +121,35 @@ def part_pcs(a) -> None:
                 return
 
 
+def part_budget(a) -> None:
+    """Fixed budget N = c k, screening-free P3C vs DC vs EFG+ and OCBA over all systems (matched N)."""
+    path = os.path.join(OUT, a.out + ".jsonl")
+    done = _done(path)
+    meths = {"p3c": {"n_clusters": a.p, "n0": N0}, "dc": {"n_groups": a.p, "n0": N0},
+             "efg+": {"n0": N0, "batch": 8, "crn": False}, "ocba": {"n0": N0, "crn": False}}
+    with open(path, "a") as f:
+        for rep_block in range(0, a.reps, a.block):
+            for rho in a.rhos:
+                prob = rands.problems.make("clustered", k=a.k, p=a.p, rho=rho, delta=a.delta)
+                for c in a.cs:
+                    N = int(c * a.k)
+                    for rep in range(rep_block, min(rep_block + a.block, a.reps)):
+                        for meth in a.methods:
+                            key = [meth, a.k, a.p, rho, a.delta, c, rep]
+                            if tuple(key) in done:
+                                continue
+                            t = time.time()
+                            r = rands.select(prob, meth, seed=(1717, a.k, int(rho * 100), int(c), rep),
+                                             budget=N, **meths[meth])
+                            row = {"key": key, "total": int(r.total_samples), "correct": bool(r.best == 0),
+                                   "wall": round(time.time() - t, 3)}
+                            f.write(json.dumps(row) + "\n")
+                            f.flush()
+                if time.time() > a.stop_at:
+                    print("stopping at the deadline", flush=True)
+                    return
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="part", required=True)
@@ -138,13 +168,23 @@ def main(argv=None) -> None:
     c.add_argument("--delta", type=float, default=0.5)
     c.add_argument("--reps", type=int, default=1000)
     c.add_argument("--out", default="pcs")
-    for s in (m, c):
+    b = sub.add_parser("budget")
+    b.add_argument("--k", type=int, default=1024)
+    b.add_argument("--p", type=int, default=16)
+    b.add_argument("--rhos", type=float, nargs="+", default=[0.5, 0.9, 0.99])
+    b.add_argument("--cs", type=float, nargs="+", default=[15, 20, 50])
+    b.add_argument("--delta", type=float, default=0.5)
+    b.add_argument("--methods", nargs="+", default=["p3c", "dc", "efg+", "ocba"])
+    b.add_argument("--reps", type=int, default=50)
+    b.add_argument("--block", type=int, default=10)
+    b.add_argument("--out", default="budget_ocba")
+    for s in (m, c, b):
         s.add_argument("--stop-at", type=float, default=float("inf"), help="unix time to stop at")
     a = ap.parse_args(argv)
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, a.out + ".cmd"), "w") as f:
         f.write(" ".join(["python"] + sys.argv) + "\n")
-    {"map": part_map, "pcs": part_pcs}[a.part](a)
+    {"map": part_map, "pcs": part_pcs, "budget": part_budget}[a.part](a)
 
 
 if __name__ == "__main__":
