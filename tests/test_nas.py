@@ -68,6 +68,33 @@ def test_tabular_samples_draw_recorded_seeds_uniformly_and_share_them_under_crn(
     assert seeds_a == seeds_b
 
 
+def test_tabular_without_replacement_reads_each_seed_once_per_block():
+    """sampling="without_replacement": replications 0..n-1 of a macroreplication are a permutation of the n
+    recorded seeds (n..2n-1 another one), shared by every architecture under CRN and different across
+    macroreplications (seed keys)."""
+    mini = _tiny_mini(n_archs=3, n_seeds=5)
+    prob = TabularNAS.from_mini(mini).with_sampling("without_replacement")
+    assert prob.params()["sampling"] == "without_replacement"
+    seeds_of = lambda a, xs: [int(np.flatnonzero(np.isclose(prob.table[a], v))[0]) for v in xs]  # noqa: E731
+    perms = set()
+    for key in range(20):
+        crn = Streams(key, crn=True)
+        reps = np.arange(10)
+        s0 = seeds_of(0, prob.simulate(np.zeros(10, dtype=np.int64), reps, crn))
+        s2 = seeds_of(2, prob.simulate(np.full(10, 2, dtype=np.int64), reps, crn))
+        assert sorted(s0[:5]) == list(range(5)) and sorted(s0[5:]) == list(range(5)), s0
+        assert s0 == s2  # CRN: the same seed order for every architecture
+        ind = seeds_of(1, prob.simulate(np.ones(5, dtype=np.int64), reps[:5], Streams(key)))
+        assert sorted(ind) == list(range(5))
+        perms.add(tuple(s0[:5]))
+    assert len(perms) > 10  # random permutations, not a fixed order
+    # the mean of a full block is the truth exactly
+    x = prob.simulate(np.zeros(5, dtype=np.int64), np.arange(5), Streams(3, crn=True))
+    assert x.mean() == pytest.approx(prob.true_means[0])
+    with pytest.raises(ParameterError, match="sampling"):
+        TabularNAS.from_mini(mini).with_sampling("bootstrap")
+
+
 def test_shipped_mini_benchmark_if_built():
     from rands.applications.nas.tabular import MINI_PATH
     if not MINI_PATH.exists():

@@ -1,6 +1,8 @@
 """Build the mini NAS-Bench-201 benchmark on scikit-learn's digits.
 
     python -m rands.applications.nas.build_mini --archs 500 --seeds 10 --out mini.json
+    python -m rands.applications.nas.build_mini --archs 40 --seeds 20 --epochs 10 --batch-size 128 \
+        --fixed-split --out applications/nas/data/mini_digits_fixed.json      # the issue-14 rebuild
 
 Trains ``archs`` architectures (a seeded random sample of the 15,625, plus the
 all-3x3-convolution cell) for ``seeds`` seeds each with :func:`train_once` and
@@ -72,9 +74,14 @@ def main(argv=None) -> None:
     ap.add_argument("--archs", type=int, default=500)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("data") / "mini_digits.json")
+    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    ap.add_argument("--fixed-split", action="store_true",
+                    help="one validation split for every seed (seed noise = training noise only)")
     args = ap.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    build(args.archs, args.seeds, args.out)
+    build(args.archs, args.seeds, args.out,
+          TrainConfig(epochs=args.epochs, batch_size=args.batch_size, fixed_split=args.fixed_split))
 
 
 if __name__ == "__main__":

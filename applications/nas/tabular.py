@@ -3,7 +3,11 @@
 A sample of architecture a at replication r is the recorded validation accuracy
 of one of a's recorded training seeds, drawn uniformly: with u the first uniform
 of the random stream of (a, r) (of (r) under CRN), the seed is
-``recorded_seeds[floor(u * n_seeds)]``. Under CRN every architecture at
+``recorded_seeds[floor(u * n_seeds)]`` (``sampling="with_replacement"``, the
+default). With ``sampling="without_replacement"`` replications r = 0..n-1 of a
+macroreplication read the n recorded seeds in a random order (a permutation drawn
+from the stream of (a, block 0), of (block 0) under CRN), replications n..2n-1 a
+fresh permutation, and so on: no seed repeats before all have been read. Under CRN every architecture at
 replication r reads the same seed, the tabular analogue of sharing the data
 order and initialization. The truth is the mean over all recorded seeds, so
 PCS/PGS are exact for the table.
@@ -40,6 +44,28 @@ def _tabular_kernel(seed_key, crn, systems, reps, table, n_seeds, out):
     return out
 
 
+_PERM_BLOCK_OFFSET = np.int64(1) << np.int64(40)  # permutation streams apart from the replication streams
+
+
+@numba.njit(cache=True)
+def _tabular_kernel_blocks(seed_key, crn, systems, reps, table, n_seeds, out):
+    """Without replacement: replication r reads position r % m of permutation r // m of the m seeds."""
+    for n in range(systems.shape[0]):
+        a = systems[n]
+        m = n_seeds[a]
+        block = reps[n] // m
+        pos = reps[n] % m
+        st = stream_state(system_stream_key(seed_key, a, crn), _PERM_BLOCK_OFFSET + block)
+        u = np.empty(m)
+        for i in range(m):
+            u[i] = uniform_at(st, i)
+        out[n] = table[a, np.argsort(u)[pos]]
+    return out
+
+
+SAMPLING = ("with_replacement", "without_replacement")
+
+
 class TabularNAS(Problem):
     """Architectures of a recorded benchmark as R&S systems (maximize accuracy, in %).
 
@@ -50,7 +76,11 @@ class TabularNAS(Problem):
 
     name = "nas-tabular"
 
-    def __init__(self, table, archs, *, source: str = "", dataset: str = "", metric: str = ""):
+    def __init__(self, table, archs, *, source: str = "", dataset: str = "", metric: str = "",
+                 sampling: str = "with_replacement"):
+        if sampling not in SAMPLING:
+            raise ParameterError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
+        self.sampling = sampling
         t = np.asarray(table, dtype=np.float64)
         if t.ndim != 2 or t.shape[0] != len(archs):
             raise ParameterError("table must be (number of archs, seeds)")
@@ -72,14 +102,21 @@ class TabularNAS(Problem):
     def simulate(self, systems, reps, streams: Streams) -> np.ndarray:
         systems = np.ascontiguousarray(systems, dtype=np.int64)
         out = np.empty(systems.shape[0])
-        return _tabular_kernel(streams.seed_key, streams.crn, systems,
+        kernel = _tabular_kernel_blocks if self.sampling == "without_replacement" else _tabular_kernel
+        return kernel(streams.seed_key, streams.crn, systems,
                                np.ascontiguousarray(reps, dtype=np.int64), self.table, self.n_seeds, out)
 
     def label(self, system: int) -> str:
         return self.archs[int(system)]
 
     def params(self):
-        return {"source": self.source, "dataset": self.dataset, "metric": self.metric, "k": self.k}
+        return {"source": self.source, "dataset": self.dataset, "metric": self.metric, "k": self.k,
+                "sampling": self.sampling}
+
+    def with_sampling(self, sampling: str) -> "TabularNAS":
+        """The same table sampled ``"with_replacement"`` or ``"without_replacement"`` (see the module doc)."""
+        return TabularNAS(self.table, self.archs, source=self.source, dataset=self.dataset, metric=self.metric,
+                          sampling=sampling)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
