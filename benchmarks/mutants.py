@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = Path("/tmp/mutants")
 OUT_JSON = ROOT / "benchmarks" / "results" / "mutants.json"
 OUT_MD = ROOT / "benchmarks" / "results" / "mutants.md"
-TIMEOUT = 150
+TIMEOUT = 480
+NAMESPACED = ("applications", "parallel")   # top-level folders installed as rands.<name>
 EXCLUDE = [".git", ".venv*", "studies", "*.egg-info", ".pytest_cache"]
 
 FP = "tests/test_fixed_precision.py"
@@ -103,11 +104,13 @@ MUTANTS: list[Mutant] = [
     M("kn_first_stage_short", "rands/procedures/fixed_precision/kn_engine.py",
       "r=np.full(sizes.shape[0], n0, dtype=np.int64)",
       "r=np.full(sizes.shape[0], n0 - 1, dtype=np.int64)",
-      [FP, "-k", "brute_force or kn_crn or replication"],
-      "KN elimination stage counter starts at n0-1 (off by one)"),
+      [KW, "-k", "by_hand"], "KN elimination stage counter starts at n0-1 (off by one)"),
     M("kn_coef_no_half", "rands/procedures/fixed_precision/kn_engine.py",
       "coef_all = m.h2 / (2.0 * delta) * inv_nu", "coef_all = m.h2 / delta * inv_nu",
-      [FP, "-k", "brute_force"], "KN continuation region h^2 S^2/delta (no 1/2)"),
+      [KW, "-k", "by_hand"], "KN continuation region h^2 S^2/delta (no 1/2)"),
+    M("kn_var_ddof0", "rands/procedures/fixed_precision/kn_engine.py",
+      "inv_nu = 1.0 / (n0 - 1)\n    coef_all", "inv_nu = 1.0 / n0\n    coef_all",
+      [KW, "-k", "by_hand"], "KN S_il^2 with ddof=0 (divides by n0)"),
     # ---------------------------------------------------------------- KT
     M("kt_alpha_not_halved", "rands/procedures/fixed_precision/kt.py",
       "a_r = alpha / 2.0 ** rnd", "a_r = alpha",
@@ -120,7 +123,7 @@ MUTANTS: list[Mutant] = [
       [FP, KW, "-k", "kt"], "KT groups larger than g (floor instead of ceil)"),
     M("kt_winner_position", "rands/procedures/fixed_precision/kt.py",
       "alive[grp[int(w)]] = True", "alive[grp[0]] = True",
-      [FP, "-k", "kt"], "KT advances the first member, not the match winner"),
+      [FP, KW, "-k", "kt"], "KT advances the first member, not the match winner"),
     M("kt_rounds_floor", "rands/procedures/fixed_precision/kt.py",
       "size = -(-size // g)", "size = max(1, size // g)",
       [FP, KW, "-k", "kt"], "KT round count from floor(size/g)"),
@@ -145,7 +148,7 @@ MUTANTS: list[Mutant] = [
       "/ (n[i] - 1.0) if n[i] >= 2 else 0.0", "/ n[i] if n[i] >= 2 else 0.0",
       [FB, "-k", "ocba"], "OCBA variances with ddof=0 (compiled)"),
     M("ocba_remainder_short", "rands/procedures/fixed_budget/ocba.py",
-      "for j in range(min(rest, order.shape[0])):", "for j in range(min(rest - 1, order.shape[0])):",
+      "for j in _top_first_nb(frac, rest):", "for j in _top_first_nb(frac, rest - 1):",
       [FB, "-k", "ocba or budget"], "OCBA largest remainders hand out one sample too few"),
     M("budget_check_off_by_one", "rands/procedures/base.py",
       "if budget < n0 * k:", "if budget < n0 * k - 1:",
@@ -183,11 +186,11 @@ MUTANTS: list[Mutant] = [
     M("crn_ignored", "rands/streams.py",
       "return stream_key(seed_key, COMMON_STREAM if crn else system)",
       "return stream_key(seed_key, system)",
-      ["tests/test_streams.py", "tests/test_core.py"], "CRN flag ignored (independent streams)"),
+      ["tests/test_streams.py", KW, "-k", "stream or crn"], "CRN flag ignored (independent streams)"),
     M("crn_start_shift", "rands/sampling.py",
       "return np.broadcast_to(int(start) + np.arange(n)[None, :]",
       "return np.broadcast_to(int(start) + 1 + np.arange(n)[None, :]",
-      [FB, FP, "-k", "crn_pairs or replication_indices"],
+      [FB, FP, KW, "-k", "crn_pairs or replication_indices or by_hand"],
       "a CRN draw at a common start shifts replications by one"),
     # ---------------------------------------------------------------- P3C
     M("p3c_alpha_not_split", "rands/procedures/p3c.py",
@@ -196,7 +199,7 @@ MUTANTS: list[Mutant] = [
       "P3C within-group stage at alpha instead of alpha_split * alpha"),
     M("p3c_final_reuses_data", "rands/procedures/p3c.py",
       "start = int(ctx.next_rep.max())", "start = 0",
-      ["tests/test_p3c.py", KW, "-k", "not mpi and not checkpoint"],
+      [KW, "tests/test_p3c.py", "-k", "twice or pcs_small"],
       "P3C final stage reuses replications from replication 0 (conquer data)"),
     # ---------------------------------------------------------------- RiskPO
     M("riskpo_weight_band", "applications/riskpo/mvar.py",
@@ -224,6 +227,19 @@ MUTANTS: list[Mutant] = [
       "return R - (R.sum() - R) / (B - 1)", "return R - R.sum() / B",
       ["tests/test_rlr.py", "-k", "unbiased_estimators"],
       "RLR baseline includes the chain's own reward (biased)"),
+    M("rlr_subchain_double_step", "applications/rlr/estimator.py",
+      "for t in range(term.j + term.h - 1, term.j, -1):", "for t in range(term.j + term.h - 1, term.j - 1, -1):",
+      ["tests/test_rlr.py", "-k", "unbiased_estimators"],
+      "RLR sub-chain runs step j twice (through the chain, then again in the log-prob mean)"),
+    M("rlr_subchain_last_step_only", "applications/rlr/estimator.py",
+      "                    x = schedule.step(model, x, t, noise.eps[t - 1])\n                m = schedule.mean(",
+      "                    x = schedule.step(model, x, t, noise.eps[t - 1]).detach()\n                m = schedule.mean(",
+      ["tests/test_rlr.py", "-k", "unbiased_estimators"],
+      "RLR sub-chain gradient through its last step only (chain detached)"),
+    M("rlr_logprob_mean", "applications/rlr/estimator.py",
+      'baseline="loo", reduce: str = "sum"', 'baseline="loo", reduce: str = "mean"',
+      ["tests/test_rlr.py", "-k", "unbiased_estimators"],
+      "RLR log-prob averaged over dimensions instead of summed"),
 ]
 
 
@@ -233,6 +249,10 @@ def _copy(dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     # copy2 keeps modification times, so numba's on-disk caches of unchanged files stay valid
     shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(*EXCLUDE), symlinks=True)
+    # the editable install maps rands.applications / rands.parallel to the checkout's top-level
+    # folders; links inside the copy's rands/ make the path finder pick the copy's instead
+    for sub in NAMESPACED:
+        (dst / "rands" / sub).symlink_to(Path("..") / sub)
 
 
 def _apply(root: Path, m: Mutant) -> str | None:
@@ -250,10 +270,10 @@ def _apply(root: Path, m: Mutant) -> str | None:
 
 def _pytest(root: Path, args: list[str], timeout: float) -> tuple[str, float, str]:
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
-    check = subprocess.run([sys.executable, "-c", "import rands, applications; "
-                            "print(rands.__file__, applications.__file__)"],
+    check = subprocess.run([sys.executable, "-c", "import rands, rands.applications, rands.parallel; "
+                            "print(rands.__file__, rands.applications.__file__, rands.parallel.__file__)"],
                            cwd=root, env=env, capture_output=True, text=True)
-    if str(root) not in check.stdout or str(ROOT) in check.stdout:
+    if check.stdout.count(str(root)) != 3 or str(ROOT) in check.stdout:
         raise RuntimeError(f"the copy is not the imported package: {check.stdout} {check.stderr}")
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly", *args]
     t0 = time.perf_counter()
