@@ -352,8 +352,7 @@ class SamplingContext:
     def _add_flat(self, systems, counts, sys_flat, values) -> None:
         s = self.stats
         np.add.at(s.n, systems, counts)
-        np.add.at(s.sums, sys_flat, values)
-        np.add.at(s.sumsq, sys_flat, values * values)
+        _accumulate_flat(sys_flat, values, s.sums, s.sumsq)
         s.next_rep[systems] += counts
         s.total += values.size
         s.simulated += values.size
@@ -542,6 +541,15 @@ def check_values(values: np.ndarray, sys_global: np.ndarray, reps: np.ndarray) -
         raise SimulationError(f"simulation returned non-finite value {values[j]}",
                               system=int(sys_global[j]), replication=int(reps[j]))
     return values
+
+
+@numba.njit(cache=True)
+def _accumulate_flat(systems, values, sums, sumsq):
+    """Add values[j] to the sums of systems[j], in order (the numbers np.add.at gives)."""
+    for j in range(systems.shape[0]):
+        v = values[j]
+        sums[systems[j]] += v
+        sumsq[systems[j]] += v * v
 
 
 @numba.njit(cache=True)

@@ -63,7 +63,7 @@ def ocba_increment(means: np.ndarray, sds: np.ndarray, n: np.ndarray, delta: int
     n_all = n.sum()                  # counts are integers: these sums are exact in any order
     while True:                      # systems above their target keep their count
         budget = total - (n_all - n[idx].sum())
-        target = budget * r[idx] / r[idx].sum()
+        target = r[idx] * (budget / r[idx].sum())
         below = target < n[idx]
         if not below.any():
             break
@@ -91,25 +91,56 @@ def _top_first(x: np.ndarray, m: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _ocba_step(n, sums, sumsq, delta, add):
-    """One OCBA iteration from running statistics, compiled: the rule of :func:`ocba_ratios`
-    and :func:`ocba_increment` (same formulas and tie rules) in a few O(k) passes."""
-    k = n.shape[0]
-    mean = np.empty(k)
-    sd = np.empty(k)
-    b = 0
-    best = -np.inf
-    scale = 1.0
-    for i in range(k):
+def _refresh_stats(systems, n, sums, sumsq, mean, sd):
+    """Recompute mean and standard deviation (ddof 1; 0 below two samples) of the given
+    systems from running counts, sums and sums of squares."""
+    for i in systems:
         mean[i] = sums[i] / n[i]
         v = (sumsq[i] - sums[i] * sums[i] / n[i]) / (n[i] - 1.0) if n[i] >= 2 else 0.0
         sd[i] = np.sqrt(v) if v > 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def _ocba_step(n, sums, sumsq, delta, add):
+    """One OCBA iteration from running statistics, compiled: the rule of :func:`ocba_ratios`
+    and :func:`ocba_increment` (same formulas and tie rules), written into ``add``."""
+    k = n.shape[0]
+    mean = np.empty(k)
+    sd = np.empty(k)
+    _refresh_stats(np.arange(k), n, sums, sumsq, mean, sd)
+    systems, counts = _ocba_allocate(n, mean, sd, delta, _workspace(k))
+    add[:] = 0.0
+    for j in range(systems.shape[0]):
+        add[systems[j]] = counts[j]
+    return add
+
+
+@numba.njit(cache=True)
+def _workspace(k):
+    """Scratch arrays for :func:`_ocba_allocate` (allocated once per run, not per iteration)."""
+    return np.empty(k), np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
+
+
+@numba.njit(cache=True)
+def _ocba_allocate(n, mean, sd, delta, work):
+    """The OCBA allocation of ``delta`` samples from current means and standard deviations:
+    (systems, counts) of the active systems, counts summing to ``delta`` (some may be 0).
+
+    Water filling runs on compact copies of the active systems, whose set shrinks
+    geometrically; its compaction is branch-free. One call costs a few passes over k."""
+    r, act_i, act_r, act_n = work
+    k = n.shape[0]
+    b = 0
+    best = -np.inf
+    scale = 1.0
+    n_all = 0.0
+    for i in range(k):
         if mean[i] > best:
             best = mean[i]
             b = i
         if abs(mean[i]) > scale:
             scale = abs(mean[i])
-    r = np.empty(k)
+        n_all += n[i]
     terms = 0.0
     for i in range(k):
         d = max(mean[b] - mean[i], 1e-12 * scale)
@@ -125,49 +156,79 @@ def _ocba_step(n, sums, sumsq, delta, add):
         total_r += r[i]
     if not ok or total_r <= 0.0:
         r[:] = 1.0
-    n_all = 0.0
-    for i in range(k):
-        n_all += n[i]
     total = n_all + delta
-    idx = np.flatnonzero(r > 0.0)
-    target = np.zeros(k)
-    m = idx.shape[0]
+    m = 0                     # active systems (r > 0), in index order
+    n_act = 0.0
+    r_act = 0.0
+    for i in range(k):
+        if r[i] > 0.0:
+            act_i[m] = i
+            act_r[m] = r[i]
+            act_n[m] = n[i]
+            m += 1
+            n_act += n[i]
+            r_act += r[i]
     while True:               # systems above their target keep their count (water filling)
-        n_act = 0.0
-        r_act = 0.0
-        for j in range(m):
-            n_act += n[idx[j]]
-            r_act += r[idx[j]]
-        budget = total - (n_all - n_act)
+        scale_r = (total - (n_all - n_act)) / r_act
         keep = 0
+        n_next = 0.0
+        r_next = 0.0
         for j in range(m):
-            i = idx[j]
-            target[i] = budget * r[i] / r_act
-            if target[i] >= n[i]:
-                idx[keep] = i
-                keep += 1
+            a_r = act_r[j]
+            a_n = act_n[j]
+            stay = a_r * scale_r >= a_n
+            act_i[keep] = act_i[j]
+            act_r[keep] = a_r
+            act_n[keep] = a_n
+            n_next += a_n if stay else 0.0
+            r_next += a_r if stay else 0.0
+            keep += stay
         if keep == m:
             break
         m = keep
-    idx = idx[:m]
+        n_act = n_next
+        r_act = r_next
+    add = np.empty(m, dtype=np.int64)
     placed = 0
     frac = np.empty(m)
     for j in range(m):
-        i = idx[j]
-        a = max(target[i] - n[i], 0.0)
-        add[i] = np.floor(a)
-        frac[j] = a - add[i]
-        placed += int(add[i])
+        a = max(act_r[j] * scale_r - act_n[j], 0.0)
+        whole = np.floor(a)
+        add[j] = int(whole)
+        frac[j] = a - whole
+        placed += int(whole)
     rest = delta - placed
     if rest > 0:      # largest remainders, lowest index first on ties
-        order = np.argsort(-frac, kind="mergesort")
-        for j in range(min(rest, order.shape[0])):
-            add[idx[order[j]]] += 1
-    elif rest < 0:
-        order = np.argsort(-add, kind="mergesort")
-        for j in range(-rest):
-            add[order[j]] -= 1
-    return add
+        for j in _top_first_nb(frac, rest):
+            add[j] += 1
+    elif rest < 0:    # floating error: take from the largest
+        for j in _top_first_nb(add.copy(), -rest):
+            add[j] -= 1
+    return act_i[:m].copy(), add
+
+
+@numba.njit(cache=True)
+def _top_first_nb(x, m):
+    """Compiled :func:`_top_first`: the m largest of x, lowest index first among equal
+    values, in O(len(x)) (a selection, not a sort: the same set a stable argsort gives)."""
+    size = x.shape[0]
+    m = min(m, size)
+    out = np.empty(max(m, 0), dtype=np.int64)
+    if m <= 0:
+        return out
+    t = np.partition(x, size - m)[size - m]          # the m-th largest value
+    c = 0
+    for i in range(size):
+        if x[i] > t:
+            out[c] = i
+            c += 1
+    for i in range(size):
+        if c == m:
+            break
+        if x[i] == t:
+            out[c] = i
+            c += 1
+    return out
 
 
 def default_increment(k: int) -> int:
@@ -233,12 +294,18 @@ class OCBA(Procedure):
             it = 0
             ctx.boundary({"iteration": 0})
         step = default_increment(k) if self.increment is None else int(self.increment)
+        n = ctx.n.astype(np.float64)
+        mean, sd = np.empty(k), np.empty(k)
+        _refresh_stats(np.arange(k), n, ctx.sums, ctx.sumsq, mean, sd)
+        work = _workspace(k)
         while ctx.total < N:
             delta = min(step, N - ctx.total)
-            add = _ocba_step(ctx.n.astype(np.float64), ctx.sums, ctx.sumsq, int(delta),
-                             np.zeros(k)).astype(np.int64)
-            nz = np.flatnonzero(add)
-            ctx.draw_counts(nz, add[nz], split=False)
+            systems, counts = _ocba_allocate(n, mean, sd, int(delta), work)
+            keep = counts > 0
+            systems, counts = systems[keep], counts[keep]
+            ctx.draw_counts(systems, counts, split=False)
+            n[systems] += counts      # only the systems just sampled change their statistics
+            _refresh_stats(systems, n, ctx.sums, ctx.sumsq, mean, sd)
             it += 1
             ctx.boundary({"iteration": it})
         ctx.log("allocation", iterations=it)
