@@ -18,14 +18,22 @@ def clustered(k=64, p=4, rho=0.5, **kw):
     return rands.problems.make("clustered", k=k, p=p, rho=rho, delta=0.5, **kw)
 
 
-def test_p3c_pcs_small_clustered_instance():
-    """Split pilot (the default) keeps PCS >= 1-alpha where clustering is poor (rho = 0.5)."""
+def test_p3c_pcs_small_clustered_instance(pcs_test):
+    """Split pilot (the default) keeps PCS >= 1-alpha where clustering is poor (rho = 0.5);
+    so does divide and conquer. alpha = 0.02, so that the binomial test is affordable:
+    X correct out of n = 223 macroreplications, pass iff X >= 211 (conftest.pcs_design(0.98),
+    exact tails with scipy.stats.binom):
+      nominal PCS 0.98: P(X < 211) = binom.cdf(210, 223, 0.98) = 0.00064  (false alarm)
+      a bug, PCS 0.90:  P(X < 211) = binom.cdf(210, 223, 0.90) = 0.9902   (power)
+    (at alpha = 0.05 the same power needs 785 macroreplications of P3C)."""
+    n, c = pcs_test(0.98)
+    assert (n, c) == (223, 211)
     prob = rands.problems.make("clustered", k=24, p=3, rho=0.5, delta=1.0)
-    kw = dict(KW, delta=1.0)
-    v = rands.validate(prob, "p3c", macroreps=200, seed=11, n_clusters=3, **kw)
-    assert v.pcs_ci[1] >= 0.95, v.row()
-    d = rands.validate(prob, "dc", macroreps=60, seed=12, n_groups=3, **kw)
-    assert d.pcs_ci[1] >= 0.95, d.row()
+    kw = dict(KW, delta=1.0, alpha=0.02)
+    v = rands.validate(prob, "p3c", macroreps=n, seed=11, n_clusters=3, **kw)
+    assert int(np.sum(v.correct)) >= c, v.row()
+    d = rands.validate(prob, "dc", macroreps=n, seed=12, n_groups=3, **kw)
+    assert int(np.sum(d.correct)) >= c, d.row()
 
 
 @pytest.mark.parametrize("mode", ["split", "reuse", "oracle"])
