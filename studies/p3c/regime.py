@@ -2,7 +2,10 @@
 
 Resumable: every macroreplication appends one JSON line to results/<out>.jsonl and
 is skipped when rerun. Defaults of P3C as shipped (adaptive pilot, alpha_split="auto",
-refinement); DC at its defaults (alpha_split = 0.5, random partition). Both n0 = 10, KN.
+n0_auto; refinement off); DC at its defaults (alpha_split = 0.5, random partition). Both
+n0 = 10 (P3C's n0_auto may raise its first stages from the pilot), KN. The runs recorded
+for the review of issue 16 are the chain studies/p3c/run_chain_g.sh (regime_k*.jsonl hold
+the DC rows and the P3C of commit ac0922e, before n0_auto).
 
     nice -n 19 python studies/p3c/regime.py map --ks 1024 --reps 20 --out regime_k1024
     nice -n 19 python studies/p3c/regime.py map --ks 4096 --reps 20 --out regime_k4096
@@ -55,8 +58,9 @@ def _breakdown(prob, r) -> dict:
     truth = np.asarray(prob.clusters)
     sizes = np.bincount(lab)
     in_group = sizes[lab] > 1
-    first = int(np.sum(np.minimum(wn, N0)[in_group]))
-    seq = np.maximum(wn - N0, 0) * in_group
+    n0w = int(ex.get("n0_within", N0))            # the within base's first stage (n0_auto)
+    first = int(np.sum(np.minimum(wn, n0w)[in_group]))
+    seq = np.maximum(wn - n0w, 0) * in_group
     stray = np.zeros(lab.size, dtype=bool)
     for g in np.unique(lab):
         idx = np.flatnonzero(lab == g)
@@ -64,7 +68,8 @@ def _breakdown(prob, r) -> dict:
         stray[idx] = truth[idx] != maj
     return {"pilot": int(ex["pilot_samples"]), "first": first, "seq_same": int(seq[~stray].sum()),
             "seq_cross": int(seq[stray].sum()), "n_stray": int(stray.sum()),
-            "final": int(ex["final_samples"]), "within": int(ex["within_samples"])}
+            "final": int(ex["final_samples"]), "within": int(ex["within_samples"]),
+            "n0_within": n0w, "n0_final": int(ex.get("n0_final", N0))}
 
 
 def _run(prob, proc: str, params: dict, seed) -> dict:
@@ -80,6 +85,18 @@ def _run(prob, proc: str, params: dict, seed) -> dict:
     return row
 
 
+def _method(meth: str, p: int, d: float) -> tuple[str, dict]:
+    """"dc", "p3c" (as shipped), "dcN" (DC with first stage N), "p3c-fixed-n0" (n0_auto off)."""
+    params = dict(alpha=ALPHA, delta=d, n0=N0, base="kn")
+    if meth.startswith("dc"):
+        if meth != "dc":
+            params["n0"] = int(meth[2:])
+        return "dc", {**params, "n_groups": p}
+    if meth == "p3c-fixed-n0":
+        params["n0_auto"] = False
+    return "p3c", {**params, "n_clusters": p}
+
+
 def part_map(a) -> None:
     path = os.path.join(OUT, a.out + ".jsonl")
     done = _done(path)
@@ -89,13 +106,12 @@ def part_map(a) -> None:
             for d, k, p, rho in cells:        # cheap cells (large delta) first, reps in blocks
                 prob = rands.problems.make("clustered", k=k, p=p, rho=rho, delta=d)
                 for rep in range(rep_block, min(rep_block + a.block, a.reps)):
-                    for meth in ("dc", "p3c"):
+                    for meth in a.methods:
                         key = [meth, k, p, rho, d, rep]
                         if tuple(key) in done:
                             continue
-                        params = dict(alpha=ALPHA, delta=d, n0=N0, base="kn")
-                        params.update({"n_groups": p} if meth == "dc" else {"n_clusters": p})
-                        row = _run(prob, meth, params, (16, k, p, int(rho * 100), int(d * 10), rep))
+                        proc, params = _method(meth, p, d)
+                        row = _run(prob, proc, params, (16, k, p, int(rho * 100), int(d * 10), rep))
                         f.write(json.dumps({"key": key, **row}) + "\n")
                         f.flush()
                 if time.time() > a.stop_at:
@@ -108,6 +124,8 @@ def part_pcs(a) -> None:
     done = _done(path)
     prob = rands.problems.make("clustered", k=a.k, p=a.p, rho=a.rho, delta=a.delta)
     params = dict(alpha=ALPHA, delta=a.delta, n0=N0, base="kn", n_clusters=a.p)
+    if a.pilot:
+        params["pilot"] = a.pilot
     with open(path, "a") as f:
         for rep in range(a.reps):
             key = ["p3c", a.k, a.p, a.rho, a.delta, rep]
@@ -159,6 +177,7 @@ def main(argv=None) -> None:
     m.add_argument("--rhos", type=float, nargs="+", default=[0.5, 0.9, 0.95, 0.99])
     m.add_argument("--deltas", type=float, nargs="+", default=[0.5, 0.2, 0.1])
     m.add_argument("--reps", type=int, default=20)
+    m.add_argument("--methods", nargs="+", default=["dc", "p3c"])
     m.add_argument("--block", type=int, default=5)
     m.add_argument("--out", default="regime")
     c = sub.add_parser("pcs")
@@ -167,6 +186,7 @@ def main(argv=None) -> None:
     c.add_argument("--rho", type=float, default=0.5)
     c.add_argument("--delta", type=float, default=0.5)
     c.add_argument("--reps", type=int, default=1000)
+    c.add_argument("--pilot", type=int, default=None, help="fixed pilot size (default: adaptive)")
     c.add_argument("--out", default="pcs")
     b = sub.add_parser("budget")
     b.add_argument("--k", type=int, default=1024)

@@ -1,0 +1,216 @@
+"""Tables (markdown) and the ratio-vs-p plot of the issue 16 review runs (regime.py).
+
+    python studies/p3c/regime_report.py     # writes results/regime_tables.md, ratio_vs_p.png
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RES = os.path.join(HERE, "results")
+KS, PS, RHOS, DELTAS = (1024, 4096), (4, 8, 16, 32), (0.5, 0.9, 0.95, 0.99), (0.5, 0.2, 0.1)
+
+
+def _load(*names) -> dict:
+    out = collections.defaultdict(list)
+    for nm in names:
+        path = os.path.join(RES, nm + ".jsonl")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                meth, *rest = r["key"]
+                if nm.startswith("regime_k") and meth == "p3c":
+                    meth = "p3c-ac0922e"            # the P3C before n0_auto
+                out[(meth, *rest[:-1])].append(r)
+    return out
+
+
+def wilson(x: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = x / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (c - h, c + h)
+
+
+def _mean(rows, f="total"):
+    return float(np.mean([r[f] for r in rows])) if rows else float("nan")
+
+
+def _pcs(rows) -> str:
+    n, x = len(rows), sum(r["correct"] for r in rows)
+    lo, hi = wilson(x, n)
+    return f"{x / n:.3f} [{lo:.3f}, {hi:.3f}] ({n})" if n else ""
+
+
+def regime_tables(D) -> list[str]:
+    L = []
+    for k in KS:
+        L += [f"### DC / P3C total samples, k = {k} (20 macroreps a cell; PCS of P3C / DC in the last columns)", "",
+              "| delta | rho | " + " | ".join(f"p={p}" for p in PS) + " | p/2 met (p<=16) | previous P3C (ac0922e) "
+              "p=4/8/16/32 | min PCS P3C / DC |", "|---|---|" + "---|" * len(PS) + "---|---|---|"]
+        for d in DELTAS:
+            for rho in RHOS:
+                cells, old, met, pcs = [], [], [], []
+                for p in PS:
+                    dc, new, prev = (D[(m, k, p, rho, d)] for m in ("dc", "p3c", "p3c-ac0922e"))
+                    r = _mean(dc) / _mean(new) if new else float("nan")
+                    cells.append(f"{r:.2f}" if new else "-")
+                    old.append(f"{_mean(dc) / _mean(prev):.2f}" if prev else "-")
+                    if p <= 16 and new:
+                        met.append("y" if r >= p / 2 else "n")
+                    if new:
+                        pcs.append((np.mean([x["correct"] for x in new]), np.mean([x["correct"] for x in dc])))
+                mp = f"{min(a for a, _ in pcs):.2f} / {min(b for _, b in pcs):.2f}" if pcs else ""
+                L.append(f"| {d} | {rho} | " + " | ".join(cells) + f" | {''.join(met)} | {'/'.join(old)} | {mp} |")
+        L.append("")
+    return L
+
+
+def breakdown_table(D) -> list[str]:
+    L = ["### Where the samples go (per system, mean of 20 macroreps): delta = 0.1", "",
+         "first = the within base's first stage (n0_within systems of groups >= 2); same / cross = "
+         "sequential samples of systems in their group's majority true cluster / strays; "
+         "DC's same / cross are by the same rule on its random groups.", "",
+         "| k | p | rho | method | pilot | first | seq same | seq cross | final | total | DC/P3C | pilot n | "
+         "n0 within / final | alpha_w | ARI |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k in KS:
+        for p in (4, 8, 16):
+            for rho in (0.9, 0.95, 0.99):
+                dc = D[("dc", k, p, rho, 0.1)]
+                for m in ("p3c", "p3c-ac0922e", "dc"):
+                    rows = D[(m, k, p, rho, 0.1)]
+                    if not rows:
+                        continue
+                    per = {f: _mean(rows, f) / k for f in ("pilot", "first", "seq_same", "seq_cross", "final",
+                                                           "total")}
+                    ratio = _mean(dc) / _mean(rows)
+                    extra = ("", "", "", "")
+                    if m.startswith("p3c"):
+                        nw = f"{_mean(rows, 'n0_within'):.0f} / {_mean(rows, 'n0_final'):.0f}" \
+                            if "n0_within" in rows[0] else "10 / 10"
+                        extra = (f"{_mean(rows, 'pilot_n'):.1f}", nw, f"{_mean(rows, 'alpha_w'):.4f}",
+                                 f"{_mean(rows, 'ari'):.3f}")
+                    L.append(f"| {k} | {p} | {rho} | {m} | " + " | ".join(f"{per[f]:.1f}" for f in per)
+                             + f" | {ratio:.2f} | " + " | ".join(extra) + " |")
+    return L + [""]
+
+
+def rho0_table(D) -> list[str]:
+    L = ["### No cluster structure (rho = 0, 20 macroreps): P3C - DC against the pilot's cost", "",
+         "| k | p | delta | DC | P3C | P3C - DC (SE) | pilot | P3C - DC - pilot | PCS P3C | PCS DC |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
+    for k in KS:
+        for p in (4, 16):
+            for d in DELTAS:
+                dc, pc = D[("dc", k, p, 0.0, d)], D[("p3c", k, p, 0.0, d)]
+                if not dc or not pc:
+                    continue
+                n = min(len(dc), len(pc))
+                diff = np.array([a["total"] - b["total"] for a, b in zip(pc[:n], dc[:n])], dtype=float)
+                se = diff.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+                pil = _mean(pc, "pilot")
+                L.append(f"| {k} | {p} | {d} | {_mean(dc):.0f} | {_mean(pc):.0f} | {diff.mean():.0f} ({se:.0f}) | "
+                         f"{pil:.0f} | {diff.mean() - pil:.0f} | {_pcs(pc)} | {_pcs(dc)} |")
+    return L + [""]
+
+
+def dcn0_table(D) -> list[str]:
+    L = ["### DC with a larger first stage (n0 = 30) at delta = 0.1, k = 1024 (20 macroreps)", "",
+         "| p | rho | DC n0=10 | DC n0=30 | P3C | DC10/P3C | DC30/P3C | best DC/P3C |", "|---|---|---|---|---|---|---|---|"]
+    for p in (4, 8, 16):
+        for rho in (0.9, 0.95, 0.99):
+            a, b, c = (D[(m, 1024, p, rho, 0.1)] for m in ("dc", "dc30", "p3c"))
+            if not b or not c:
+                continue
+            best = min(_mean(a), _mean(b))
+            L.append(f"| {p} | {rho} | {_mean(a):.0f} | {_mean(b):.0f} | {_mean(c):.0f} | {_mean(a) / _mean(c):.2f} | "
+                     f"{_mean(b) / _mean(c):.2f} | {best / _mean(c):.2f} |")
+    return L + [""]
+
+
+def pcs_table() -> list[str]:
+    L = ["### PCS of P3C (nominal 0.95, KN, delta = 0.5, n0 = 10; Wilson 95%)", "",
+         "| file | cell | macroreps | PCS [Wilson] | mean samples | mean pilot n | mean ARI | n0 within / final |",
+         "|---|---|---|---|---|---|---|---|"]
+    for nm in ("pcs2_hard", "pcs2_rho03", "pcs2_rho05", "pcs_rho03", "pcs_rho05"):
+        path = os.path.join(RES, nm + ".jsonl")
+        if not os.path.exists(path):
+            continue
+        rows = [json.loads(x) for x in open(path)]
+        _, k, p, rho, d, _ = rows[0]["key"]
+        n0s = f"{_mean(rows, 'n0_within'):.1f} / {_mean(rows, 'n0_final'):.1f}" if "n0_within" in rows[0] else "10 / 10"
+        L.append(f"| {nm} | k={k}, p={p}, rho={rho} | {len(rows)} | {_pcs(rows)} | {_mean(rows):.0f} | "
+                 f"{_mean(rows, 'pilot_n'):.2f} | {_mean(rows, 'ari'):.3f} | {n0s} |")
+    return L + [""]
+
+
+def budget_table() -> list[str]:
+    path = os.path.join(RES, "budget_ocba.jsonl")
+    if not os.path.exists(path):
+        return []
+    B = collections.defaultdict(list)
+    for line in open(path):
+        r = json.loads(line)
+        meth, k, p, rho, d, c, _ = r["key"]
+        B[(rho, c, meth)].append(r)
+    meths = ("p3c", "dc", "efg+", "ocba")
+    L = ["### Fixed budget N = c k (screening-free P3C; k = 1024, p = 16, delta = 0.5; PCS [Wilson 95%] (macroreps))",
+         "", "P3C and DC: CRN, greedy inside groups, 10 % final; EFG+ (batch 8) and OCBA: all k systems, "
+         "independent sampling, the same N.", "",
+         "| rho | c | " + " | ".join(meths) + " |", "|---|---|" + "---|" * len(meths)]
+    for rho in sorted({k[0] for k in B}):
+        for c in sorted({k[1] for k in B if k[0] == rho}):
+            L.append(f"| {rho} | {c:g} | " + " | ".join(_pcs(B[(rho, c, m)]) for m in meths) + " |")
+    return L + [""]
+
+
+def plot(D) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(KS), len(DELTAS), figsize=(12, 7), sharex=True, sharey=True)
+    for i, k in enumerate(KS):
+        for j, d in enumerate(DELTAS):
+            ax = axes[i, j]
+            for rho in RHOS:
+                ys = [(_mean(D[("dc", k, p, rho, d)]) / _mean(D[("p3c", k, p, rho, d)])) if D[("p3c", k, p, rho, d)]
+                      else np.nan for p in PS]
+                ax.plot(PS, ys, "o-", label=f"rho={rho}")
+            ax.plot(PS, [p / 2 for p in PS], "k--", lw=1, label="p/2 (goal)")
+            ax.axhline(1, color="grey", lw=0.5)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log", base=2)
+            ax.set_title(f"k={k}, delta={d}", fontsize=9)
+            if i == len(KS) - 1:
+                ax.set_xlabel("p (clusters = DC groups)")
+            if j == 0:
+                ax.set_ylabel("DC / P3C total samples")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(HERE, "ratio_vs_p.png"), dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime2_k4096", "rho0_k1024", "rho0_k4096",
+              "dc30_k1024")
+    L = regime_tables(D) + breakdown_table(D) + rho0_table(D) + dcn0_table(D) + pcs_table() + budget_table()
+    with open(os.path.join(RES, "regime_tables.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+    plot(D)
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()
