@@ -162,3 +162,21 @@ def test_evaluation_leaves_the_quantile_tracker_alone(parts, tmp_path):
         got, _ = rp_trl.grouped_advantages(rpf[:, 0], G, fresh, prompts=prompts, update=training)
         np.testing.assert_allclose(a.numpy(), got.numpy(), atol=1e-6)
     assert fresh.state_dict() == s_train
+
+
+def test_riskpo_with_unscorable_completions_refuses_with_instructions_or_truncates():
+    """Excluding unscorable completions makes groups unequal; RiskPO (bundles pair the j-th responses) says what
+    to do, and with unequal_groups="truncate" each question keeps its first min-G scorable responses."""
+    from rands.errors import ParameterError
+    rng = np.random.default_rng(0)
+    r = rng.integers(0, 2, 4 * G_TRAIN).astype(float)
+    r[[1, 6]] = np.nan  # questions 0 and 1 lose one completion each
+    with pytest.raises(ParameterError, match="unequal_groups='truncate'"):
+        rp_trl.grouped_advantages(torch.tensor(r), G_TRAIN, adv.RiskPO(bundle_size=2))
+    got, info = rp_trl.grouped_advantages(torch.tensor(r), G_TRAIN, adv.RiskPO(bundle_size=2, unequal_groups="truncate"))
+    keep = [0, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14]  # scorable, first 3 per question
+    q = np.repeat(np.arange(4), G_TRAIN)[keep]
+    expect = np.zeros_like(r)
+    expect[keep] = adv.RiskPO(bundle_size=2)(r[keep], q, bundle_ids=q // 2).advantages.numpy()
+    np.testing.assert_allclose(got.numpy(), expect, atol=1e-12)
+    assert info["frac_unscorable"] == pytest.approx(2 / 16)
