@@ -195,7 +195,7 @@ MUTANTS: list[Mutant] = [
     # ---------------------------------------------------------------- P3C
     M("p3c_alpha_not_split", "rands/procedures/p3c.py",
       "return float(self.alpha) * split", "return float(self.alpha)",
-      ["tests/test_p3c.py", KW, "-k", "not mpi and not checkpoint"],
+      [KW, "tests/test_p3c.py", "-k", "splits_alpha or pcs_small"],
       "P3C within-group stage at alpha instead of alpha_split * alpha"),
     M("p3c_final_reuses_data", "rands/procedures/p3c.py",
       "start = int(ctx.next_rep.max())", "start = 0",
