@@ -121,24 +121,61 @@ class PoolExecutor:
         out = np.empty(m, dtype=np.float64)
         if m == 0:
             return out
-        bounds = self._plan_chunks(m)
+        head = self._probe_head(systems, reps, out) if self._cost != self._cost else 0
+        if head == m:
+            return out
+        bounds = self._plan_chunks(m - head)
         if bounds is None:   # cheap block: simulate here, no messages
-            out[:] = self._run_local(Job(0, "sim", systems=systems, reps=reps))
+            out[head:] = self._run_local(Job(0, "sim", systems=systems[head:], reps=reps[head:]))
             return out
         jobs = []
         for j in range(len(bounds) - 1):
-            job = Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
-            job.start = int(bounds[j])
+            lo, hi = head + bounds[j], head + bounds[j + 1]
+            job = Job(j, "sim", systems=systems[lo:hi], reps=reps[lo:hi])
+            job.start = int(lo)
             jobs.append(job)
         self._execute(jobs, out=out)
         return out
-        bounds = np.linspace(0, m, n_chunks + 1).astype(np.int64)
-        jobs = [Job(j, "sim", systems=systems[bounds[j]:bounds[j + 1]], reps=reps[bounds[j]:bounds[j + 1]])
-                for j in range(n_chunks)]
-        results = self._execute(jobs)
-        for j, values in enumerate(results):
-            out[bounds[j]:bounds[j + 1]] = values
-        return out
+
+    def _probe_head(self, systems: np.ndarray, reps: np.ndarray, out: np.ndarray) -> int:
+        """Measure the cost per sample on the first block after a bind: simulate its head here,
+        1, 2, 4, ... samples, until ``local_threshold_s`` of work or a quarter of the block.
+
+        These samples are part of the block (nothing is drawn twice or thrown away); a
+        problem whose one sample costs more than the threshold costs one sample's time here.
+        Returns how many samples of the block are done."""
+        if self.n_remote == 0:
+            return 0
+        m = systems.shape[0]
+        limit = max(1, m // 4)
+        done, size, busy0 = 0, 1, self._local_busy
+        while done < limit and self._local_busy - busy0 < self.local_threshold_s:
+            size = min(size, limit - done)
+            sl = slice(done, done + size)
+            out[sl] = self._run_local(Job(0, "sim", systems=systems[sl], reps=reps[sl]))
+            done += size
+            size *= 2
+        if done:
+            self._cost = (self._local_busy - busy0) / done
+        return done
+
+    def probe_cost(self, system: int, rep: int) -> float:
+        """Seconds per sample, measured here when unknown: samples of ``system`` from
+        replication ``rep`` on, 1, 2, 4, ... until ``local_threshold_s`` of work (one sample
+        when a sample costs more). Their values are discarded; sample values depend only on
+        (seed, system, replication), so no result changes. Used to decide, before any block
+        was drawn, whether whole groups are worth shipping to the workers."""
+        if self._cost == self._cost:
+            return float(self._cost)
+        done, size, busy0 = 0, 1, self._local_busy
+        while self._local_busy - busy0 < self.local_threshold_s and done < 1 << 20:
+            reps = np.arange(rep + done, rep + done + size, dtype=np.int64)
+            self._run_local(Job(0, "sim", systems=np.full(size, system, dtype=np.int64), reps=reps))
+            done += size
+            size *= 2
+        if done:
+            self._cost = (self._local_busy - busy0) / done
+        return float(self._cost)
 
     def cost_per_sample(self) -> float:
         """Measured seconds per sample (exponential average over blocks; nan while unknown)."""

@@ -178,7 +178,8 @@ def _bad_fn(systems, reps, streams):
                                              (4, r"ValueError: model diverged \(system 4, replication 1, rank \d\)")])
 def test_processes_fault_names_system_replication_rank(system, expected):
     prob = rands.problems.from_vectorized(_bad_fn, 6)
-    with make_executor("processes", 2) as ex:
+    # local_threshold_s=0: no cost probe on the coordinator, so the faulty samples run on a worker
+    with make_executor("processes", 2, local_threshold_s=0.0) as ex:
         ex.bind(prob, rands.Streams(0))
         systems = np.repeat([system], 5000)
         reps = np.tile(np.arange(5), 1000)
