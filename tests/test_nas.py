@@ -95,6 +95,20 @@ def test_tabular_without_replacement_reads_each_seed_once_per_block():
         TabularNAS.from_mini(mini).with_sampling("bootstrap")
 
 
+def test_fixed_split_is_the_same_for_every_seed():
+    pytest.importorskip("torch")
+    from rands.applications.nas.train import TrainConfig, split_indices
+    rng = lambda s: np.random.default_rng(np.random.SeedSequence([s, 0x6E6173]))  # noqa: E731
+    fixed = TrainConfig(fixed_split=True, n_test=100)
+    a, b = split_indices(rng(0), 1797, fixed), split_indices(rng(1), 1797, fixed)
+    for x, y in zip(a, b):
+        assert x.tolist() == y.tolist()
+    assert len(a[1]) == 597 and len(a[2]) == 100 and len(a[0]) == 1797 - 697
+    assert sorted(a[0].tolist() + a[1].tolist() + a[2].tolist()) == list(range(1797))
+    per_seed = TrainConfig()
+    assert split_indices(rng(0), 1797, per_seed)[1].tolist() != split_indices(rng(1), 1797, per_seed)[1].tolist()
+
+
 def test_shipped_mini_benchmark_if_built():
     from rands.applications.nas.tabular import MINI_PATH
     if not MINI_PATH.exists():

@@ -48,17 +48,23 @@ def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
+def split_indices(rng: np.random.Generator, n: int, config: TrainConfig):
+    """(train, valid, test) index tensors: from ``rng`` (the run's seed stream), or with
+    ``config.fixed_split`` from ``SPLIT_SEED`` (the same for every seed; ``rng`` is then not advanced)."""
+    split_rng = np.random.default_rng(np.random.SeedSequence([SPLIT_SEED, 0x73706C])) if config.fixed_split else rng
+    perm = torch.from_numpy(split_rng.permutation(n))
+    valid = perm[: config.n_valid]
+    test = perm[config.n_valid: config.n_valid + config.n_test]
+    return perm[config.n_valid + config.n_test:], valid, test
+
+
 def train_once(ops, seed: int, config: TrainConfig = TrainConfig()) -> dict:
     """Train once with ``seed``; returns validation (and test) accuracy, losses and time."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     x, y = digits_tensors()
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6E6173]))
-    split_rng = np.random.default_rng(np.random.SeedSequence([SPLIT_SEED, 0x73706C])) if config.fixed_split else rng
-    perm = torch.from_numpy(split_rng.permutation(x.shape[0]))
-    valid = perm[: config.n_valid]
-    test = perm[config.n_valid: config.n_valid + config.n_test]
-    train = perm[config.n_valid + config.n_test:]
+    train, valid, test = split_indices(rng, x.shape[0], config)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     torch.manual_seed(int(rng.integers(2**62)))
     net = TinyNet(ops, channels=config.channels, cells=config.cells)
