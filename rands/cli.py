@@ -355,6 +355,8 @@ def cmd_procedures(args) -> int:
               f"        assumptions: {r['assumptions']}\n"
               f"        CRN {'allowed' if r['crn'] else 'refused'}; inputs: {inputs}\n"
               f"        reference: {r['reference']}")
+        if r.get("notes"):
+            print(f"        {r['notes']}")
         if r["name"] in N0_MUST_GROW:
             print(f"        n0 must grow with the budget for consistency: {N0_MUST_GROW[r['name']]}; "
                   f"rands warns when n0*k < {N0_SHARE:.0%} of the budget")

@@ -3,8 +3,11 @@
 The sampling context calls ``progress(total, **info)`` with ``total`` the samples
 used so far and, when known, ``info["contention"]`` (systems still in contention),
 ``info["estimate"]`` (running estimate of the total samples the run will use, e.g.
-from first-stage variances) and ``info["simulated"]`` (samples simulated, which a
-procedure drawing ahead may have more of than it used). :class:`ProgressBar` takes
+from first-stage variances), ``info["remaining"]`` (the same as samples still to come,
+so a sub-context need not know its parent's count: estimate = total + remaining)
+and ``info["simulated"]`` (samples simulated, which a procedure drawing ahead may
+have more of than it used). :func:`kn_remaining` is the running estimate of the KN
+matches (KN, KT, DC, P3C); Rinott, GSP and PASS report theirs from first-stage variances. :class:`ProgressBar` takes
 exactly that and tolerates any key missing. A fixed-budget procedure's total is its
 budget; a fixed-precision procedure's total is the latest ``estimate`` (the bar
 shows samples and contention, without a percentage, until one arrives).
@@ -19,7 +22,9 @@ import os
 import sys
 from typing import Any, TextIO
 
-__all__ = ["ProgressBar", "launcher_rank", "launcher_size"]
+import numpy as np
+
+__all__ = ["ProgressBar", "kn_remaining", "launcher_rank", "launcher_size"]
 
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MPI_RANK")
 _SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_UNIVERSE_SIZE")
@@ -95,6 +100,8 @@ class ProgressBar:
         total = int(total)
         contention = info.get("contention")
         estimate = info.get("estimate")
+        if estimate is None and info.get("remaining") is not None:
+            estimate = total + float(info["remaining"])
         simulated = info.get("simulated")
         if contention is not None:
             self.contention = int(contention)
@@ -132,3 +139,36 @@ class ProgressBar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def kn_remaining(m, delta: float, n0: int) -> int:
+    """Running estimate of the samples the open KN matches ``m`` (a ``KNMatches``) still take.
+
+    In a match whose leader b has the largest sum, survivor i (first-stage variance
+    S^2 of X_i - X_b, estimated gap d = (sum_b - sum_i) / r >= 0) leaves the continuation
+    region when r d > h^2 S^2 / (2 delta) - delta r / 2, i.e. near
+    r_i = h^2 S^2 / (delta (2 d + delta)), capped at the match's r_close; the leader
+    stays until its last rival leaves. Returns sum over survivors of (r_i - r). With d
+    re-estimated at every block, the estimate firms up as the run goes.
+    """
+    match_of = np.repeat(np.arange(m.n_matches), np.diff(m.ptr))
+    act = np.flatnonzero(m.alive & m.open[match_of])
+    if act.size == 0:
+        return 0
+    g = match_of[act]
+    sums = m.sums[act]
+    order = np.lexsort((-sums, g))                 # by match, largest sum first
+    head = np.ones(act.size, dtype=bool)
+    head[1:] = g[order][1:] != g[order][:-1]
+    leader = np.zeros(m.n_matches, dtype=np.int64)
+    leader[g[order][head]] = act[order][head]
+    b = leader[g]
+    r = m.r[g].astype(np.float64)
+    diff = m.c[act] - m.c[b]
+    s2 = np.einsum("ij,ij->i", diff, diff) / (n0 - 1)
+    gap = np.maximum(m.sums[b] - sums, 0.0) / r
+    stop = np.clip(m.h2[g] * s2 / (delta * (2.0 * gap + delta)), r, m.r_close[g])
+    last = np.zeros(m.n_matches)
+    np.maximum.at(last, g, np.where(act == b, 0.0, stop))
+    stop = np.where(act == b, np.maximum(last[g], r), stop)
+    return int(round(float((stop - r).sum())))

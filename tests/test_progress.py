@@ -11,6 +11,7 @@ import subprocess
 import sys
 import termios
 
+import numpy as np
 import pytest
 
 import rands
@@ -158,3 +159,53 @@ def test_rands_run_bar_on_a_terminal_only(tmp_path):
     assert rc == 0 and "%|" not in err
     rc, err = _run_cli(cfg, tty=False)
     assert rc == 0 and "%|" not in err
+
+
+def test_kn_remaining_closed_form():
+    from rands.procedures.fixed_precision.kn_engine import KNMatches
+
+    def match(sum1: float, winner: int = -1) -> KNMatches:
+        # two systems, n0 = 3: S^2 of the difference = |(1, 0, -1)|^2 / 2 = 1; h^2 = 4; r = 10
+        return KNMatches(rows=np.arange(2), ptr=np.array([0, 2]), h2=np.array([4.0]),
+                         base=np.array([-1]), r_close=np.array([100]), r=np.array([10]),
+                         winner=np.array([winner]), c=np.array([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]]),
+                         a=np.array([2.0, 0.0]), sums=np.array([10.0, sum1]),
+                         alive=np.ones(2, dtype=bool), screened=np.array([True]))
+
+    # gap 0: both stay to r = h^2 S^2 / delta^2 = 4 / 0.25 = 16, 6 more each
+    assert progress_mod.kn_remaining(match(10.0), 0.5, 3) == 12
+    # gap 0.1: r = 4 / (0.5 * 0.7) = 11.43 for the rival, the leader until then
+    assert progress_mod.kn_remaining(match(9.0), 0.5, 3) == round(2 * (4 / 0.35 - 10))
+    assert progress_mod.kn_remaining(match(7.5), 0.5, 3) == 0      # gap 0.25: r = 8 < 10, done
+    assert progress_mod.kn_remaining(match(10.0, winner=0), 0.5, 3) == 0   # a decided match
+
+
+@pytest.mark.parametrize("name, params", [
+    ("kn", dict(alpha=0.05, delta=0.5, n0=10)),
+    ("kt", dict(alpha=0.05, delta=0.5, n0=10, g=5)),
+    ("rinott", dict(alpha=0.05, delta=0.5, n0=10)),
+    ("gsp", dict(alpha1=0.025, alpha2=0.025, delta=0.5, n1=10, n0=0, rbar=10, beta=20)),
+    ("pass", dict(alpha=0.05, n0=10, max_samples=2000)),
+    ("dc", dict(alpha=0.05, delta=0.5, n0=10)),
+    ("p3c", dict(alpha=0.05, delta=0.5, n0=10)),
+])
+def test_fixed_precision_bar_has_a_total_before_the_end(name, params):
+    calls = []
+    buf = io.StringIO()
+    bar = ProgressBar(None, file=buf, mininterval=0)
+
+    def spy(total, **info):
+        bar(total, **info)
+        calls.append((int(total), bar.total, info.get("contention")))
+
+    res = rands.select("mdm", name, seed=1, problem_params={"k": 50}, progress=spy, **params)
+    bar.close()
+    mid = [(t, est) for t, est, _ in calls if t < res.total_samples]
+    assert mid and all(est is not None for t, est in mid[1:]), calls[:4]   # a total from stage 1 on
+    first = next(est for t, est in mid if est is not None and t > 0)
+    assert res.total_samples / 4 <= first <= 20 * res.total_samples, (first, res.total_samples)
+    if name == "rinott":
+        assert first == res.total_samples             # known exactly once stage 1 is in
+    assert "%|" in buf.getvalue() and "<" in buf.getvalue()     # percentage and ETA drawn
+    if name not in ("rinott",):
+        assert any(c is not None for _, _, c in calls)            # systems in contention shown

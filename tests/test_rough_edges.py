@@ -1,13 +1,16 @@
-"""Small usability items: the n0-must-grow rule for OCBA and EFG, unknown problem parameters."""
+"""Small usability items: the n0-must-grow rule for OCBA and EFG, unknown problem parameters,
+KT stopping between waves of shipped matches."""
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 import rands
+from rands.checkpoint import Checkpointer
 from rands.cli import main
-from rands.errors import ParameterError
+from rands.errors import Interrupted, ParameterError
 
 
 def test_small_first_stage_warns_for_ocba_and_efg():
@@ -39,3 +42,80 @@ def test_unknown_problem_parameter_lists_the_valid_ones(name, bad, valid):
     with pytest.raises(ParameterError) as exc:
         rands.problems.make(name, **{bad: 1})
     assert f"unknown parameter(s) ['{bad}'] for problem '{name}'; valid: {valid}" == str(exc.value)
+
+
+class _StopAt(Checkpointer):
+    """Requests a stop at the n-th boundary (a SIGTERM arriving between two waves)."""
+
+    def __init__(self, *a, stop_at: int, **kw):
+        super().__init__(*a, **kw)
+        self.stop_at, self.seen = stop_at, 0
+
+    def at_boundary(self, ctx, state, force=False):
+        self.seen += 1
+        if self.seen == self.stop_at:
+            self.request_stop()
+        super().at_boundary(ctx, state, force)
+
+
+def test_kt_shipped_round_stops_between_waves_and_resumes_identically(tmp_path, monkeypatch):
+    """KT matches dealt whole to workers come back in waves with a boundary after each, so a
+    stop request waits for one wave (kn_engine.WAVE_S), not the round; the resume is identical."""
+    from rands.parallel import make_executor
+    from rands.procedures.fixed_precision import kn_engine
+    monkeypatch.setattr(kn_engine, "WAVE_S", 1e-9)          # one match per wave
+    params = dict(alpha=0.05, delta=0.5, n0=10, g=5, crn=True)
+    spec = {"procedure": "kt", "params": params, "seed": 5}
+    with make_executor("processes", 2) as ex:
+        ex.group_ship_threshold_s = 0.0                    # ship every round's matches
+        full = rands.select("mdm", "kt", seed=5, problem_params={"k": 60}, executor=ex, **params)
+        path = tmp_path / "kt.npz"
+        stop = _StopAt(path, spec, interval_s=3600, stop_at=3)
+        with pytest.raises(Interrupted):
+            rands.select("mdm", "kt", seed=5, problem_params={"k": 60}, executor=ex,
+                         checkpoint=stop, **params)
+        with np.load(path) as z:
+            shipped = [z[key] for key in z.files if key.endswith("shipped")]
+        assert len(shipped) == 1 and (shipped[0] >= 0).sum() == 3 and (shipped[0] < 0).sum() == 9
+        again = rands.select("mdm", "kt", seed=5, problem_params={"k": 60}, executor=ex,
+                             checkpoint=Checkpointer(path, spec, interval_s=3600), **params)
+    assert again.best == full.best and again.total_samples == full.total_samples
+    assert np.array_equal(again.sample_sizes, full.sample_sizes)
+    assert np.array_equal(again.means, full.means, equal_nan=True)
+
+
+def test_one_crn_switch_for_every_procedure():
+    """crn= is a parameter of every procedure: accepted, or refused with the reason."""
+    for name in rands.procedures.names():
+        accepted = []
+        for value in (True, False):
+            try:
+                proc = rands.procedures.make(name, crn=value)
+            except ParameterError as exc:
+                assert "crn" in str(exc) and "independent" in str(exc) or "always uses" in str(exc), exc
+                continue
+            assert proc.crn_enabled is value, (name, value)
+            accepted.append(value)
+        assert accepted, name
+    with pytest.raises(ParameterError, match="p3c always uses common random numbers.*give crn=True"):
+        rands.procedures.make("p3c", crn=False)
+    with pytest.raises(ParameterError, match="pass never uses common random numbers.*give crn=False"):
+        rands.procedures.make("pass", crn=True)
+    res = rands.select("mdm", "pass", seed=1, problem_params={"k": 5}, crn=False, n0=10)
+    assert res.procedure == "pass" and "crn" not in res.params
+
+
+def test_fbkt_reports_its_spend():
+    """One group: rounds 1..R spend 1 - q^R (1 + R/phi) of B = N - n0 k (floors lose a little
+    more); several groups with final='rest': the winners share what is left."""
+    N, n0, k, phi = 5000, 8, 50, 3
+    res = rands.select("slippage", "fbkt", seed=1, problem_params={"k": k}, budget=N, n0=n0, phi=phi)
+    R, q = int(np.ceil(np.log2(k))), (phi - 1) / phi
+    tail = q ** R * (1 + R / phi) * (N - n0 * k)
+    assert res.extras["unspent"] == N - res.total_samples
+    assert tail <= res.extras["unspent"] <= tail + 0.05 * N
+    rest = rands.select("slippage", "fbkt", seed=1, problem_params={"k": k}, budget=N, n0=n0,
+                        n_groups=4, final="rest")
+    assert 0 <= rest.extras["unspent"] < 4 and rest.total_samples > N - 4
+    assert "budget spent: rounds 1..R use 1 - q^R (1 + R/phi)" in rands.procedures.procedure_class(
+        "fbkt").describe()["notes"]

@@ -1,6 +1,8 @@
 """R&S procedures. ``make(name, **params)`` builds one by name."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import plugins
 from ..errors import ParameterError
 from .base import Procedure, ProcedureOutput
@@ -58,17 +60,30 @@ def procedure_class(name: str) -> type[Procedure]:
 
 
 def make(name: str, **params) -> Procedure:
+    """Build procedure ``name``. ``crn`` is accepted by every procedure: one whose sampling mode is
+    fixed (P3C always uses CRN, PASS never) takes the value it already has and refuses the other
+    with the reason."""
     cls = procedure_class(name)
     valid = cls._param_names()
+    fixed_crn = params.pop("crn") if "crn" in params and "crn" not in valid else None
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ParameterError(f"unknown parameter(s) {unknown} for procedure {name!r}; valid: {valid}")
     owner = f"procedure {(cls.name or name)!r}"
     try:
-        return cls(**params)
+        proc = cls(**params)
     except ParameterError as exc:   # every refusal names the procedure (the tables already do)
         text = str(exc)
         raise ParameterError(text if text.startswith(owner) else f"{owner}: {text}") from None
+    if fixed_crn is not None:
+        if not isinstance(fixed_crn, (bool, np.bool_)):
+            raise ParameterError(f"{owner}: crn must be true or false, got {fixed_crn!r}")
+        mode = bool(proc.crn_enabled)
+        if bool(fixed_crn) != mode:
+            raise ParameterError(f"{owner}: crn={bool(fixed_crn)} is not available: {proc.name} "
+                                 f"{'always uses' if mode else 'never uses'} common random numbers "
+                                 f"({cls.assumptions}); omit crn or give crn={mode}")
+    return proc
 
 
 __all__ = ["Procedure", "ProcedureOutput", "make", "register", "names", "procedure_class"]

@@ -33,6 +33,7 @@ class Procedure:
     assumptions : e.g. "normal outputs; independent systems".
     supports_crn : whether the guarantee holds with common random numbers.
     reference : citation.
+    notes : what a user should know beyond the guarantee (listed by ``rands procedures``).
     """
 
     name: ClassVar[str] = ""
@@ -41,6 +42,7 @@ class Procedure:
     assumptions: ClassVar[str] = ""
     supports_crn: ClassVar[bool] = False
     reference: ClassVar[str] = ""
+    notes: ClassVar[str] = ""
     #: parameter name -> list of :mod:`rands.params` constraints (any one suffices)
     _parameter_constraints: ClassVar[dict] = {}
 
@@ -95,7 +97,7 @@ class Procedure:
                   for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD}
         return {"name": cls.name, "kind": cls.kind, "guarantee": cls.guarantee,
                 "assumptions": cls.assumptions, "crn": cls.supports_crn, "inputs": inputs,
-                "reference": cls.reference}
+                "reference": cls.reference, **({"notes": cls.notes} if cls.notes else {})}
 
 
 def check_budget(budget, n0: int, k: int, name: str = "budget") -> int:

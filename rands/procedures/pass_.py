@@ -140,6 +140,7 @@ class PASS(Procedure):
             ctx.boundary(state)
         state = {"alive": np.array(state["alive"], dtype=bool), "var": np.asarray(state["var"], float),
                  "rounds": int(state["rounds"])}
+        self._report(ctx, state["alive"], state["var"], c)
         if self.asynchronous and ctx.supports_async and ctx.systems is None:
             self._run_async(ctx, state, c)
         else:
@@ -168,6 +169,28 @@ class PASS(Procedure):
         alive[idx[out]] = False
         return int(out.sum())
 
+    def _report(self, ctx, alive: np.ndarray, var: np.ndarray, c: float) -> None:
+        """Progress with contention and a running estimate of the samples still to come:
+        survivor i at gap g below the standard leaves near t g = g_c(t), t = n / var_i (a few
+        fixed-point steps), at most max_samples; the others stay until the last of those leaves."""
+        if ctx.progress is None:
+            return
+        idx = np.flatnonzero(alive)
+        n = ctx.n[idx].astype(np.float64)
+        means = ctx.sums[idx] / np.maximum(n, 1.0)
+        gap = means.mean() - means
+        below = gap > 0
+        t = n / var[idx]
+        for _ in range(8):
+            t = np.where(below, np.maximum(t, boundary(t, c) / np.where(below, gap, 1.0)), t)
+        stop = np.clip(t * var[idx], n, float(self.max_samples))
+        if idx.size > 1:
+            top = stop[below].max() if below.any() else float(self.max_samples)
+            stop[~below] = np.maximum(n[~below], top)
+        else:
+            stop = n
+        ctx.report_progress(contention=int(idx.size), remaining=int(round(float((stop - n).sum()))))
+
     def _run_sync(self, ctx, state: dict, c: float) -> None:
         alive, var = state["alive"], state["var"]
         cap = int(self.max_samples)
@@ -180,6 +203,7 @@ class PASS(Procedure):
             gone = self._eliminate(ctx, alive, var, c)
             state["rounds"] += 1
             ctx.log("batch", survivors=int(alive.sum()), eliminated=gone)
+            self._report(ctx, alive, var, c)
             ctx.boundary(state)
 
     def _run_async(self, ctx, state: dict, c: float) -> None:
@@ -228,6 +252,7 @@ class PASS(Procedure):
                     state["rounds"] += 1
                     ctx.log("async round", survivors=int(alive.sum()),
                             seconds=round(time.perf_counter() - t_last, 6))
+                    self._report(ctx, alive, var, c)
                     ctx.boundary(state)
                     returned_since_boundary = 0
                     t_last = time.perf_counter()

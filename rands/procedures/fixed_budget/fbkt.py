@@ -19,6 +19,14 @@ Budget: every allocation is a floor of a share of B and the weights of rounds 1.
 to less than 1, so the total never exceeds N (``final="rest"`` spends what is left, still <= N).
 If a round's per-player share floor(N_r / m) is 0 the better current mean wins the match.
 
+Spend (why FBKT uses 70-95% of N): the weights are the paper's geometric series over an
+unbounded number of rounds, but a group plays only ceil(log2 m) of them, so rounds 1..R spend
+sum_{r<=R} w_r = 1 - q^R (1 + R / phi) of B, q = (phi - 1) / phi (phi = 3, R = 6: 74%), and
+the floors lose a little more. With several groups the final adds w_{R+1}, or, with
+``final="rest"``, everything left. With one group (no final) the tail share is not spent: that
+is the procedure as published, and its asymptotic result is stated for it. The result's extras
+report ``unspent`` (samples of N not used).
+
 Guarantee: none at a finite budget. Asymptotically, PCS stays bounded away from 0 when N grows
 linearly in k (rate for maintaining correct selection of order k, optimal), whereas
 equal allocation, OCBA-type and other procedures in the paper's class need N of order
@@ -104,6 +112,9 @@ class FBKT(Procedure):
 
     name = "fbkt"
     kind = "fixed_budget"
+    notes = ("budget spent: rounds 1..R use 1 - q^R (1 + R/phi) of N - n0*k, q = (phi-1)/phi "
+             "(phi = 3, R = 6: 74%), as published; with n_groups > 1, final='rest' spends the rest "
+             "among the group winners; extras['unspent'] reports what was left")
     guarantee = ("asymptotic only: PCS bounded away from 0 with budget N = Theta(k); "
                  "no finite-budget guarantee")
     assumptions = "means comparable by sample sums; independent systems or CRN"
@@ -195,7 +206,8 @@ class FBKT(Procedure):
             stage = 2
         winners = survivors
         if winners.shape[0] == 1:
-            return ProcedureOutput(best=int(winners[0]), extras={"rounds": rnd - 1, "groups": p})
+            return ProcedureOutput(best=int(winners[0]), extras={"rounds": rnd - 1, "groups": p,
+                                                                 "unspent": int(N - ctx.total)})
         # final among the group winners
         if self.final == "round":
             n_fin = Nr[R] if R < len(Nr) else 0
@@ -210,7 +222,8 @@ class FBKT(Procedure):
             best = int(winners[int(np.argmax(sums))])
         ctx.log("final", finalists=int(winners.shape[0]), per_finalist=int(max(n_fin, 0)))
         return ProcedureOutput(best=best, extras={"rounds": rnd - 1, "groups": p,
-                                                  "finalists": winners.tolist()})
+                                                  "finalists": winners.tolist(),
+                                                  "unspent": int(N - ctx.total)})
 
     @staticmethod
     def _seeded_groups(ctx, survivors: np.ndarray, group_of: np.ndarray, p: int):

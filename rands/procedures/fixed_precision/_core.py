@@ -59,6 +59,7 @@ def rinott_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: in
         save()
     if _as_int(st[p + "stage"]) < 2:
         n_tot = np.asarray(st[p + "N"], dtype=np.int64)
+        ctx.report_progress(remaining=int((n_tot - n0).sum()))    # known once stage 1 is in
         before = ctx.sums[systems].copy()
         ctx.draw_counts(systems, n_tot - n0)
         st[p + "sums"] = np.asarray(st[p + "sums"], dtype=np.float64) + (ctx.sums[systems] - before)

@@ -138,8 +138,19 @@ class GSP(Procedure):
         b = np.asarray(st["b"], dtype=np.int64)
         s2 = np.asarray(st["s2"], dtype=np.float64)
         st.update(sums=sums, n=n, alive=alive)
+        target = np.ceil(h * h * s2 / (delta * delta))
+
+        def report(rnd: int) -> None:
+            """Contention and an upper bound on the samples to come: every survivor runs the
+            remaining rounds, then tops up to its stage-3 size (eliminations only lower it)."""
+            idx = np.flatnonzero(alive)
+            rest = 0 if idx.size <= 1 else int((np.maximum(n[idx] + b[idx] * (rbar - rnd),
+                                                           target[idx]) - n[idx]).sum())
+            ctx.report_progress(contention=int(idx.size), remaining=rest)
+
         if _as_int(st["stage"]) < 2:
             rnd = _as_int(st["round"])
+            report(rnd)
             while rnd < rbar and alive.sum() > 1:
                 rnd += 1
                 idx = np.flatnonzero(alive)
@@ -150,6 +161,7 @@ class GSP(Procedure):
                 st["round"] = rnd
                 self._screen(st, eta, nu, n1, rbar)
                 ctx.log("gsp_round", round=rnd, survivors=int(alive.sum()))
+                report(rnd)
                 save()
             st["stage"] = 2
             save()

@@ -35,6 +35,7 @@ from typing import Callable
 import numba
 import numpy as np
 
+from ...progress import kn_remaining
 from ...sampling import SampleStats
 from .constants import kn_h2
 
@@ -108,6 +109,8 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
     rows = (np.concatenate([np.asarray(g, dtype=np.int64) for g in groups]) if groups
             else np.zeros(0, dtype=np.int64))
     match_of = np.repeat(np.arange(sizes.shape[0]), sizes)
+    if ctx.progress is not None:         # the bar's first total: the first stage
+        ctx.report_progress(remaining=int(rows.shape[0]) * n0)
     if crn:
         base = np.maximum.reduceat(ctx.next_rep[rows], ptr[:-1]) if rows.size else ptr[:-1].copy()
         x = ctx.draw(rows, n0, start=base[match_of])
@@ -143,6 +146,8 @@ def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | Non
     coef_all = m.h2 / (2.0 * delta) * inv_nu
     match_of = np.repeat(np.arange(m.n_matches), np.diff(m.ptr))
     crn = bool(m.base.shape[0] and m.base[0] >= 0)
+    if ctx.progress is not None:         # the first estimate, from the first-stage variances
+        ctx.report_progress(remaining=kn_remaining(m, delta, n0))
     while True:
         open_m = np.flatnonzero(m.open)
         if open_m.shape[0] == 0:
@@ -190,7 +195,11 @@ def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | Non
         fin = np.flatnonzero(gdone)
         m.winner[open_m[fin]] = act[gptr[fin] + gwin[fin]] - m.ptr[open_m[fin]]
         policy.observe(eliminated=int(n_elim), stages=max(L, 1))
-        ctx.report_progress(contention=int(m.alive[m.open[match_of]].sum()) + int((~m.open).sum()))
+        contention = int(m.alive[m.open[match_of]].sum()) + int((~m.open).sum())
+        if ctx.progress is not None:     # with the running estimate of what is left (for the bar)
+            ctx.report_progress(contention=contention, remaining=kn_remaining(m, delta, n0))
+        else:
+            ctx.report_progress(contention=contention)
         if save is not None:
             save()
 
@@ -238,21 +247,17 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     workers = int(getattr(ctx.executor, "n_workers", 1))
     n_sys = sum(len(x) for x in groups)
     cost = ctx.cost_per_sample()
+    probe = getattr(ctx.executor, "probe_cost", None)
+    if cost != cost and workers > 1 and len(groups) > 1 and probe is not None:
+        first = int(ctx.global_ids(np.asarray(groups[0][:1], dtype=np.int64))[0])
+        cost = probe(first, int(ctx.stats.next_rep[groups[0][0]]))   # a few samples, timed here
     est = n_sys * 8 * n0 * (cost if cost == cost else 1e-3)
     resuming = st is not None and KNMatches.has_state(st, prefix)
+    shipping = st is not None and (prefix + "shipped") in st        # resuming between waves
     threshold = float(getattr(ctx.executor, "group_ship_threshold_s", SHIP_THRESHOLD_S))
-    if workers > 1 and len(groups) > 1 and est > threshold and not resuming:
-        n_chunks = min(len(groups), 4 * workers)
-        sizes = np.array([len(x) for x in groups])
-        chunks = [list(range(j, len(groups), n_chunks)) for j in range(n_chunks)]
-        members = [np.concatenate([groups[i] for i in ch]) for ch in chunks]
-        outs = ctx.run_groups(kn_match_chunk, members, costs=[float(len(x)) for x in members],
-                              per_task=[{"sizes": sizes[ch].tolist()} for ch in chunks],
-                              alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead)
-        winners = np.zeros(len(groups), dtype=np.int64)
-        for ch, out in zip(chunks, outs):
-            winners[ch] = out
-        return winners
+    if shipping or (workers > 1 and len(groups) > 1 and est > threshold and not resuming):
+        return _ship_matches(ctx, groups, workers=workers, cost=cost, st=st, key=prefix + "shipped",
+                             save=save, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead)
     # here: on a child context (the statistics of these matches start at zero and are merged
     # at the end, the same arithmetic as a worker's), checkpointed at every block boundary
     st = {} if st is None else st
@@ -273,6 +278,54 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     ctx.merge_child(child, rows)
     for f in STATS_FIELDS:
         st.pop(key + f, None)
+    return winners
+
+
+WAVE_S = 3.0   # wall seconds of shipped matches between two boundaries (checkpoint, stop request)
+
+
+def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, st: dict | None,
+                  key: str, save: Callable[[], None] | None, **kn) -> np.ndarray:
+    """Matches dealt whole to the workers, in waves of about ``WAVE_S`` seconds (sized from the
+    estimated cost of a match, rescaled by the time the waves so far took). After each wave the
+    winners so far are kept in ``st[key]`` and ``save`` is called, so a checkpoint or a SIGTERM
+    waits for one wave, not for the whole round; a resumed run ships only the undecided matches.
+    Each match depends only on its systems' samples, so waves change no result."""
+    sizes = np.array([len(x) for x in groups], dtype=np.int64)
+    winners = (np.asarray(st[key], dtype=np.int64).copy() if st is not None and key in st
+               else np.full(len(groups), -1, dtype=np.int64))
+    guess = sizes * 8.0 * kn["n0"] * (cost if cost == cost else 1e-3)   # seconds per match
+    scale = 1.0
+    todo = np.flatnonzero(winners < 0)
+    spent, shipped = 0, 0       # samples and systems of the matches decided here (for the bar)
+
+    def report() -> None:
+        if ctx.progress is not None:    # the rest at the samples per system seen so far
+            per = spent / shipped if shipped else float(kn["n0"])
+            ctx.report_progress(contention=int(sizes[todo].sum()) + len(groups) - todo.size,
+                                remaining=int(per * sizes[todo].sum()))
+    report()
+    while todo.size:
+        filled = np.cumsum(guess[todo] * scale)
+        wave = todo[:max(1, int(np.searchsorted(filled, WAVE_S * workers, side="right")))]
+        n_chunks = min(len(wave), 4 * workers)
+        chunks = [wave[j::n_chunks] for j in range(n_chunks)]
+        members = [np.concatenate([groups[i] for i in ch]) for ch in chunks]
+        t0, before = time.perf_counter(), ctx.total
+        outs = ctx.run_groups(kn_match_chunk, members, costs=[float(len(x)) for x in members],
+                              per_task=[{"sizes": sizes[ch].tolist()} for ch in chunks], **kn)
+        took = time.perf_counter() - t0
+        for ch, out in zip(chunks, outs):
+            winners[ch] = out
+        scale = max(took * workers, 1e-6) / max(float(guess[wave].sum()), 1e-9)
+        todo = todo[wave.size:]
+        spent, shipped = spent + ctx.total - before, shipped + int(sizes[wave].sum())
+        report()
+        if todo.size and st is not None and save is not None:
+            st[key] = winners.copy()
+            save()
+    if st is not None:
+        st.pop(key, None)
     return winners
 
 
