@@ -103,8 +103,13 @@ class SelectionResult:
                        [np.nan if v is None else v for v in d["variances"]], dtype=float))
 
     def summary(self) -> str:
-        return (f"{self.procedure}: best system {self.best} ({self.best_label}) with estimated mean "
+        """One line; for a problem that minimises (samples are the negated response, e.g.
+        ``from_simopt(..., minimize=True)``) the response itself is shown too."""
+        text = (f"{self.procedure}: best system {self.best} ({self.best_label}) with estimated mean "
                 f"{self.best_mean:.6g} from {self.total_samples} samples in {self.wall_time:.2f} s")
+        if self.problem.get("minimize") is True:
+            text += f" (minimised response: {-self.best_mean:.6g})"
+        return text
 
 
 def _pandas():

@@ -193,3 +193,13 @@ def test_config_form(tmp_path):
         "order_quantity": [0.05, 0.19, 0.45]}
     with pytest.raises(ParameterError, match="unknown parameter.*'modle'.*valid: model, grid"):
         rands.problems.make("simopt", modle="SSCONT")
+
+
+def test_summary_shows_the_minimised_response():
+    prob = from_simopt("SSCONT", grid={"s": [600, 900]}, factors={"n_days": 30},
+                       response=sscont_cost, minimize=True)
+    res = rands.select(prob, "equal", seed=1, budget=20)
+    assert res.best_mean < 0
+    assert res.summary().endswith(f"(minimised response: {-res.best_mean:.6g})")
+    assert "minimised" not in rands.select("slippage", "equal", seed=1, problem_params={"k": 3},
+                                           budget=6).summary()
