@@ -19,8 +19,8 @@ Fixed precision (``budget=None``; bases "kn", "kt", any registered
 fixed-precision procedure that allows CRN)
 --------------------------------------------------------------------------
 Error split: the base runs inside every group at level alpha_w = alpha_split *
-alpha and the final stage among winners at alpha_f = alpha - alpha_w (default
-alpha/2 each). Guarantee, under the indifference zone and normal outputs:
+alpha and the final stage among winners at alpha_f = alpha - alpha_w (DC: alpha/2
+each; P3C: alpha_split and the first-stage sizes chosen from the pilot, see ``P3C``). Guarantee, under the indifference zone and normal outputs:
 P(ICS) <= P(best eliminated inside its own group) + P(best loses the final)
 <= alpha_w + alpha_f = alpha. Only the best's group matters (no split of alpha
 over groups) provided, conditionally on the partition, the base procedure's
@@ -32,8 +32,8 @@ Pilot modes (the pilot-reuse problem, findings note):
 - ``"split"`` (default, guaranteed): the pilot (replications 0..pilot-1) is
   used only to cluster; the base draws its own first stage from replications
   >= pilot, independent of the pilot, hence of the partition. Cost: k*pilot
-  extra samples, so the pilot is kept small (default pilot = max(3, n0 // 2)):
-  clustering errors only cost efficiency, never validity.
+  extra samples, so the pilot is kept small (default: adaptive, starting at
+  max(3, n0 // 2), see ``P3C``): clustering errors only cost efficiency, never validity.
 - ``"reuse"`` (NOT guaranteed): pilot = n0 and the base's first stage is the
   pilot itself (replayed, not recounted). Systems grouped partly by noise have
   pilot difference variances biased low, so the base eliminates too eagerly:
@@ -473,7 +473,10 @@ class P3C(_Pipeline):
         "adaptive": start at max(3, n0 // 2) and double while the partitions from n and 2n
         disagree (ARI < ``stable_ari``) and k * 2n <= ``pilot_cap`` * (pilot estimate of
         the within + final samples), up to ``pilot_max``. An integer: that fixed size.
-    pilot_cap, stable_ari, pilot_max : the adaptive pilot's rule (above).
+    pilot_cap, stable_ari, pilot_max : the adaptive pilot's rule (above). pilot_cap = 0.25
+        (0.1 before the issue 16 review: with n0_auto the estimate of the rest fell, the 10 %
+        cap then stopped the pilot at 5 at rho = 0.95, ARI 0.84, and the strays cost more than
+        a 10-sample pilot; studies/p3c/README.md).
     refine : move systems whose mean pilot correlation with their cluster mates is below
         ``refine_ratio`` times their cluster's mean within correlation into one residual
         group, run like any other (a pilot-only decision; default False: it moved no system
@@ -528,7 +531,7 @@ class P3C(_Pipeline):
                  base_params: dict | None = None, max_pairwise: int = 4096, large_base: str | None = "kt",
                  large_base_params: dict | None = None, budget: int | None = None,
                  final_fraction: float = 0.1, n_init: int = 3,
-                 n_candidates: int | None = None, pilot_cap: float = 0.1, stable_ari: float = 0.95,
+                 n_candidates: int | None = None, pilot_cap: float = 0.25, stable_ari: float = 0.95,
                  pilot_max: int = 40, refine: bool = False, refine_ratio: float = 0.5,
                  n0_auto: bool = True):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")

@@ -30,6 +30,8 @@ def _load(*names) -> dict:
                 meth, *rest = r["key"]
                 if nm.startswith("regime_k") and meth == "p3c":
                     meth = "p3c-ac0922e"            # the P3C before n0_auto
+                elif (nm.startswith("regime2") or nm.startswith("rho0_")) and meth == "p3c":
+                    meth = "p3c-cap0.1"             # n0_auto with the old pilot cap
                 out[(meth, *rest[:-1])].append(r)
     return out
 
@@ -88,7 +90,7 @@ def breakdown_table(D) -> list[str]:
         for p in (4, 8, 16):
             for rho in (0.9, 0.95, 0.99):
                 dc = D[("dc", k, p, rho, 0.1)]
-                for m in ("p3c", "p3c-ac0922e", "dc"):
+                for m in ("p3c", "p3c-cap0.1", "p3c-ac0922e", "dc"):
                     rows = D[(m, k, p, rho, 0.1)]
                     if not rows:
                         continue
@@ -114,6 +116,8 @@ def rho0_table(D) -> list[str]:
         for p in (4, 16):
             for d in DELTAS:
                 dc, pc = D[("dc", k, p, 0.0, d)], D[("p3c", k, p, 0.0, d)]
+                if not pc:
+                    pc = D[("p3c-cap0.1", k, p, 0.0, d)]
                 if not dc or not pc:
                     continue
                 n = min(len(dc), len(pc))
@@ -143,11 +147,13 @@ def pcs_table() -> list[str]:
     L = ["### PCS of P3C (nominal 0.95, KN, delta = 0.5, n0 = 10; Wilson 95%)", "",
          "| file | cell | macroreps | PCS [Wilson] | mean samples | mean pilot n | mean ARI | n0 within / final |",
          "|---|---|---|---|---|---|---|---|"]
-    for nm in ("pcs2_hard", "pcs2_rho03", "pcs2_rho05", "pcs_rho03", "pcs_rho05"):
+    for nm in ("pcs2_hard", "pcs3_rho03", "pcs3_rho05", "pcs2_rho03", "pcs_rho03", "pcs_rho05"):
         path = os.path.join(RES, nm + ".jsonl")
         if not os.path.exists(path):
             continue
         rows = [json.loads(x) for x in open(path)]
+        if not rows:
+            continue
         _, k, p, rho, d, _ = rows[0]["key"]
         n0s = f"{_mean(rows, 'n0_within'):.1f} / {_mean(rows, 'n0_final'):.1f}" if "n0_within" in rows[0] else "10 / 10"
         L.append(f"| {nm} | k={k}, p={p}, rho={rho} | {len(rows)} | {_pcs(rows)} | {_mean(rows):.0f} | "
@@ -203,8 +209,8 @@ def plot(D) -> None:
 
 
 def main() -> None:
-    D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime2_k4096", "rho0_k1024", "rho0_k4096",
-              "dc30_k1024")
+    D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime3_k1024", "regime3_k4096", "rho0_k1024",
+              "rho0b_k1024", "rho0b_k4096", "dc30_k1024")
     L = regime_tables(D) + breakdown_table(D) + rho0_table(D) + dcn0_table(D) + pcs_table() + budget_table()
     with open(os.path.join(RES, "regime_tables.md"), "w") as f:
         f.write("\n".join(L) + "\n")
