@@ -290,12 +290,15 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
     estimated cost of a match, rescaled by the time the waves so far took). After each wave the
     winners so far are kept in ``st[key]`` and ``save`` is called, so a checkpoint or a SIGTERM
     waits for one wave, not for the whole round; a resumed run ships only the undecided matches.
-    Each match depends only on its systems' samples, so waves change no result."""
+    Without ``save`` and progress callback all matches go in one wave. Each match depends only
+    on its systems' samples, so waves change no result."""
     sizes = np.array([len(x) for x in groups], dtype=np.int64)
     winners = (np.asarray(st[key], dtype=np.int64).copy() if st is not None and key in st
                else np.full(len(groups), -1, dtype=np.int64))
     guess = sizes * 8.0 * kn["n0"] * (cost if cost == cost else 1e-3)   # seconds per match
     scale = 1.0
+    # waves only where someone looks between them (a checkpoint or a bar); else one wave, no barrier
+    wave_s = WAVE_S if save is not None or ctx.progress is not None else np.inf
     todo = np.flatnonzero(winners < 0)
     spent, shipped = 0, 0       # samples and systems of the matches decided here (for the bar)
 
@@ -307,7 +310,7 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
     report()
     while todo.size:
         filled = np.cumsum(guess[todo] * scale)
-        wave = todo[:max(1, int(np.searchsorted(filled, WAVE_S * workers, side="right")))]
+        wave = todo[:max(1, int(np.searchsorted(filled, wave_s * workers, side="right")))]
         n_chunks = min(len(wave), 4 * workers)
         chunks = [wave[j::n_chunks] for j in range(n_chunks)]
         members = [np.concatenate([groups[i] for i in ch]) for ch in chunks]
