@@ -80,10 +80,11 @@ def run(args) -> None:
     tab = base_table(Path(args.source), args.top)
     prob = scenario_problem(args.scenario, tab)
     mu = np.asarray(prob.true_means)
-    out = OUT / f"{args.scenario}_top{args.top}.json"
+    out = OUT / (f"{args.scenario}_top{args.top}" + ("" if args.groups == 16 else f"_g{args.groups}") + ".json")
     data = json.loads(out.read_text()) if out.exists() else {"runs": []}
     summary = benchmark_summary(mu, args.delta)
-    data.update({"scenario": args.scenario, "source": str(Path(args.source).name), "top": args.top,
+    data.update({"scenario": args.scenario + ("" if args.groups == 16 else f" ({args.groups} clusters/groups)"),
+                 "source": str(Path(args.source).name), "top": args.top, "groups": args.groups,
                  "macroreps": args.macroreps, "seed": args.seed, "delta": args.delta, "benchmark": summary,
                  "median_sd": float(np.median(np.nanstd(tab.table, axis=1, ddof=1))),
                  "clusters": (np.bincount(prob.clusters).tolist() if hasattr(prob, "clusters") else None),
