@@ -181,16 +181,18 @@ class Checkpointer:
         state.update(meta["scalars"])
         return state
 
-    def verify(self) -> None:
-        """Check an existing checkpoint before a resume starts anything: integrity and run spec."""
+    def verify(self) -> dict | None:
+        """Check an existing checkpoint before a resume starts anything: integrity and run spec.
+        Returns its metadata (``total``: samples used so far, ...), or None when there is none."""
         if not self.exists():
-            return
+            return None
         _, meta = self.load_verified()
         if meta["run_spec"] != self.run_spec:
             keys = _diff_keys(meta["run_spec"], self.run_spec)
             raise ParameterError(f"checkpoint {self.path} was written for another run (differs in "
                                  f"{', '.join(keys)}); use the same configuration to resume, or delete "
                                  "the checkpoint to start afresh")
+        return meta
 
     def load_verified(self) -> tuple[dict[str, np.ndarray], dict]:
         """The checkpoint's arrays and meta after every integrity check; raises CheckpointDamaged."""

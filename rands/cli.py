@@ -178,14 +178,14 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
         preflight.check_writable(output, "output")
     if ckpt_path:
         preflight.check_writable(ckpt_path, "checkpoint")
-    ckpt = None
+    ckpt = resumed = None
     if ckpt_path:
         from .checkpoint import Checkpointer
         spec = {"problem": problem.spec(), "procedure": procedure.name,
                 "params": procedure.get_params(), "seed": seed}
         ckpt = Checkpointer(ckpt_path, spec, interval_s=float(run.get("checkpoint_interval", 120.0)))
         if resume:
-            ckpt.verify()             # a damaged or foreign checkpoint is refused before anything starts
+            resumed = ckpt.verify()   # a damaged or foreign checkpoint is refused before anything starts
     lock = preflight.RunLock({"checkpoint": ckpt_path, "output": output})
     if backend != "mpi":          # under MPI only rank 0 locks (below), once the ranks are sorted
         lock.acquire()
@@ -207,7 +207,7 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
         if backend == "mpi":
             lock.acquire()
         try:
-            _print_header(cfg, problem, procedure, backend, output, ckpt_path)
+            _print_header(cfg, problem, procedure, backend, output, ckpt_path, resumed)
             if ckpt is not None and not resume and ckpt.exists():
                 ckpt.remove()         # a fresh run (under the lock: never another run's checkpoint)
             show = progress or bool(run.get("progress", False))
@@ -241,8 +241,9 @@ def _serial_under_mpi() -> bool:
     return True
 
 
-def _print_header(cfg, problem, procedure, backend, output, ckpt_path) -> None:
-    """One stderr line for a config run: what runs where, and a write outside the config's folder."""
+def _print_header(cfg, problem, procedure, backend, output, ckpt_path, resumed=None) -> None:
+    """One stderr line for a config run: what runs where, a write outside the config's folder,
+    and, on a resume, how many samples the checkpoint (metadata ``resumed``) already holds."""
     source = cfg.get("__config__")
     if source is None:
         return
@@ -254,6 +255,8 @@ def _print_header(cfg, problem, procedure, backend, output, ckpt_path) -> None:
             from .preflight import outside
             note = f" (outside the config's folder {str(folder)!r})" if outside(path, folder) else ""
             parts.append(f"{what} {where!r}{note}")
+    if resumed is not None:
+        parts.append(f"resuming from {int(resumed['total'])} samples")
     print("; ".join(parts), file=sys.stderr)
 
 

@@ -122,7 +122,7 @@ def pcs_test():
 
 # --------------------------------------------------------------------------- Slurm
 @pytest.fixture(scope="session")
-def slurm():
+def slurm_cluster():
     """A private one-node Slurm (tests/slurm_cluster.py), started once per session; skips
     with the reason when Slurm is not installed. At the end it must leave no job and no
     process behind."""
@@ -138,3 +138,12 @@ def slurm():
     assert not left, f"the private Slurm left work behind: {left} (logs in {cluster.log})"
     import shutil
     shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The session's Slurm for one test. Jobs the test leaves behind (it failed half-way) are
+    cancelled after it, so that they cannot hold the node's CPUs for the next tests."""
+    yield slurm_cluster
+    left = slurm_cluster.cancel_all()
+    assert not left, f"the test left Slurm jobs behind (cancelled them): {left}"

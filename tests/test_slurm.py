@@ -39,16 +39,15 @@ n0 = 10
 seed = 7
 """
 
-# KN on 20 slippage systems whose samples each wait 1.5 ms (sleepy-slippage, a plugin problem
-# from tests/slurm_problems.py): ~21k samples, ~32 s serial, ~25 s on two ranks (the late
-# stages have few survivors), with little CPU; a stage boundary (where SIGTERM is honoured)
-# every few tenths of a second
+# KN on 20 slippage systems (sleepy-slippage, a plugin problem from tests/slurm_problems.py):
+# ~21k samples, a second or two with no wait; with SLOW (10 ms a sample, no CPU) it would last
+# minutes on two ranks, so a signal lands mid-run however busy the machine, and it has a stage
+# boundary (where SIGTERM is honoured) every few tenths of a second
 LONG = """
 [problem]
 name = "sleepy-slippage"
 k = 20
 delta = 0.1
-cost = 0.0015
 
 [procedure]
 name = "kn"
@@ -59,6 +58,7 @@ n0 = 10
 [run]
 seed = 3
 """
+SLOW = {"RANDS_TEST_SAMPLE_WAIT": "0.01"}
 
 
 @pytest.fixture(scope="module")
@@ -147,92 +147,97 @@ def _ckpt_total(path: Path) -> int:
         return int(json.loads(str(data["meta"][()]))["total"])
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
+def _wait_for(slurm, job: str, predicate, timeout: float, what: str, folder: Path) -> None:
+    """Wait until ``predicate()`` holds while ``job`` runs; fails at once if the job ends first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        if job not in slurm.jobs():
+            if predicate():
+                return
+            raise AssertionError(f"job {job} ended before {what}: {slurm.job(job)}\n"
+                                 f"{_job_output(folder, job)}")
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {slurm.job(job)}\n"
+                         f"{_job_output(folder, job)}")
 
 
-def test_time_limit_signal_then_scancel_then_resume(slurm, tmp_path, plugin):
-    """Job 1: --time=1 --signal=TERM@59: the time-limit warning SIGTERM reaches both ranks;
-    rank 0 writes the checkpoint and the job ends with exit code 3 ("run interrupted;
-    checkpoint written"). Job 2 (the same script resubmitted) resumes, and `scancel
-    --signal=TERM` stops it the same way. Job 3 resumes and finishes with the result of the
-    uninterrupted serial run."""
+def _resumed_from(log: str) -> list[int]:
+    """The sample counts of the "resuming from N samples" lines of a job's output."""
+    return [int(n) for n in re.findall(r"resuming from (\d+) samples", log)]
+
+
+def test_time_limit_signal_then_requeue_scancel_then_resubmit(slurm, tmp_path, plugin):
+    """run.sbatch as documented (--time=04:00:00, --signal=TERM@180), slow samples. Once rands
+    runs (its first checkpoint is on disk) the time limit is lowered to 3 minutes, so
+    slurmctld's next time-limit test (within 30 s) sends the --signal warning: rank 0 writes
+    the checkpoint and the job ends with exit code 3. `scontrol requeue` reruns the job, which
+    resumes from that checkpoint, and `scancel --signal=TERM` stops it the same way. A
+    resubmission (fast samples) resumes and ends with the uninterrupted serial result."""
     ref = _serial(tmp_path, "long", LONG, plugin)
     cfg = _config(tmp_path, "long", LONG, backend="mpi", checkpoint_interval=0.5)
     ckpt = tmp_path / "ckpt" / "long.npz"
     script = SCRIPTS / "run.sbatch"
+    slow = {**plugin, **SLOW}
+    log = lambda job: _job_output(tmp_path, job)   # noqa: E731
 
-    # slurmctld sends --signal warnings only when it tests time limits (every 30 s). Submit
-    # 15 s before its next test: by then the job has started rands (a few seconds, more on a
-    # busy machine) and is mid-run (it needs ~15 s more on two ranks).
-    lead = 15.0
-    phases = {"start": time.time()}
-    while True:
-        wait = slurm.next_timelimit_check() - time.time() - lead
-        if wait >= 0:
-            break
-        time.sleep(wait + lead + 0.5)
-    time.sleep(wait)
-    job1 = slurm.sbatch(script, str(cfg), options=("--time=00:01:00", "--signal=TERM@59"), cwd=tmp_path,
-                        env=plugin)
-    phases["submit1"] = time.time()
-    first_ckpt = None
-    deadline = time.time() + 120
-    while slurm.jobs() and time.time() < deadline:
-        if first_ckpt is None and ckpt.exists():
-            first_ckpt = time.time()
-        time.sleep(0.05)
-    info1 = slurm.wait(job1, timeout=120)
-    log1 = _job_output(tmp_path, job1)
-    assert first_ckpt is not None, f"the warning came before the run had started (startup > {lead} s?): {log1}"
+    t0 = time.time()
+    job1 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=slow)
+    _wait_for(slurm, job1, ckpt.exists, 120, "rands to start and write its first checkpoint", tmp_path)
+    slurm.cmd("scontrol", "update", f"JobId={job1}", "TimeLimit=3")
+    lowered = time.time()
+    phases = {"job 1 running": lowered - t0}
+    info1 = slurm.wait(job1, timeout=100)        # next time-limit test <= 30 s, then one stage
+    log1 = log(job1)
     assert _exit(info1) == "3:0", (info1, log1)
     assert "rands: run interrupted; checkpoint written" in log1, log1
-    assert ckpt.exists() and not (tmp_path / "results" / "long.json").exists()
+    assert not (tmp_path / "results" / "long.json").exists()
     total1 = _ckpt_total(ckpt)
     signalled = _signal_time(slurm, job1)
     written = ckpt.stat().st_mtime
-    assert 0 <= written - signalled < 10, written - signalled   # SIGTERM to checkpoint on disk
+    assert 0 <= signalled - lowered < 35, signalled - lowered     # at slurmctld's next test
+    assert 0 <= written - signalled < 10, written - signalled     # SIGTERM to checkpoint on disk
 
-    phases["job1 end"] = time.time()
-    job2 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=plugin)
+    phases["job 1 interrupted"] = time.time() - t0
     mtime = ckpt.stat().st_mtime
-    _wait_for(lambda: ckpt.stat().st_mtime > mtime, 60, "job 2 to write a checkpoint")
+    slurm.cmd("scontrol", "requeue", job1)
+    slurm.cmd("scontrol", "update", f"JobId={job1}", "StartTime=now")   # skip the requeue delay
+    _wait_for(slurm, job1, lambda: ckpt.stat().st_mtime > mtime, 90,
+              "the requeued run to write a checkpoint", tmp_path)
     t_cancel = time.time()
-    slurm.cmd("scancel", "--signal=TERM", job2)
-    info2 = slurm.wait(job2, timeout=120)
-    log2 = _job_output(tmp_path, job2)
-    assert _exit(info2) == "3:0", (info2, log2)
-    assert "rands: run interrupted; checkpoint written" in log2, log2
+    phases["requeued job running"] = t_cancel - t0
+    slurm.cmd("scancel", "--signal=TERM", job1)
+    info2 = slurm.wait(job1, timeout=60)
+    log2 = log(job1)
+    assert info2.get("Restarts") == "1" and _exit(info2) == "3:0", (info2, log2)
+    assert log2.count("rands: run interrupted; checkpoint written") == 2, log2   # --open-mode=append
+    assert _resumed_from(log2) == [total1], log2
     cancel_to_ckpt = ckpt.stat().st_mtime - t_cancel
     assert cancel_to_ckpt < 10, cancel_to_ckpt
-    assert _ckpt_total(ckpt) > total1          # job 2 went on from job 1's checkpoint
+    total2 = _ckpt_total(ckpt)
+    assert total2 > total1                       # the requeued run went on from the checkpoint
 
-    phases["job2 end"] = time.time()
+    phases["requeued job interrupted"] = time.time() - t0
     job3 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=plugin)
-    info3 = slurm.wait(job3, timeout=240)
-    log3 = _job_output(tmp_path, job3)
+    info3 = slurm.wait(job3, timeout=120)
+    log3 = log(job3)
     assert info3["JobState"] == "COMPLETED" and _exit(info3) == "0:0", (info3, log3)
-    phases["job3 end"] = time.time()
+    assert _resumed_from(log3) == [total2], log3
+    phases["job 3 done"] = time.time() - t0
     result = json.loads((tmp_path / "results" / "long.json").read_text())
-    serial = _collect(ref, full=True)
-    assert _record(result) == _record(serial)
-    # job 3 really resumed: it simulated only what was left (sim_time: 1.5 ms per sample)
-    assert sum(result["accounting"]["sim_time"]) < 0.8 * sum(serial["accounting"]["sim_time"]), \
-        (result["accounting"], serial["accounting"])
-    phases["ref end"] = time.time()
-    phases = {k: round(v - phases["start"], 1) for k, v in phases.items()}
+    assert _record(result) == _collect(ref)
+    phases["serial done"] = time.time() - t0
+    assert result["total_samples"] > total2
     print(f"SIGTERM at the time limit -> checkpoint written: {written - signalled:.2f} s; "
-          f"scancel -> checkpoint: {cancel_to_ckpt:.2f} s; phases {phases}")
+          f"scancel -> checkpoint: {cancel_to_ckpt:.2f} s; samples at the two checkpoints "
+          f"{total1}, {total2} of {result['total_samples']}; "
+          f"phases (s) {({k: round(v, 1) for k, v in phases.items()})}")
 
 
 FAULTY = """
 [problem]
-name = "faulty-slippage"
+name = "sleepy-faulty-slippage"
 k = 40
 mode = "raise"
 
@@ -250,7 +255,8 @@ def test_failing_simulation_names_system_replication_rank(slurm, tmp_path, plugi
     fails within seconds and its output names the system, the replication and the rank."""
     cfg = _config(tmp_path, "faulty", FAULTY, backend="mpi")
     t0 = time.time()
-    jobid = slurm.sbatch(SCRIPTS / "run.sbatch", str(cfg), cwd=tmp_path, env=plugin)
+    jobid = slurm.sbatch(SCRIPTS / "run.sbatch", str(cfg), cwd=tmp_path,
+                         env={**plugin, "RANDS_TEST_SAMPLE_WAIT": "1e-5"})   # 0.8 s of samples
     info = slurm.wait(jobid, timeout=120)
     log = _job_output(tmp_path, jobid)
     assert info["JobState"] == "FAILED" and _exit(info) != "0:0", (info, log)
