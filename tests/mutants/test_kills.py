@@ -14,6 +14,8 @@ from rands.problems.normal import NormalProblem
 from rands.procedures.fixed_budget._common import argmax_first
 from rands.procedures.fixed_precision.constants import gsp_eta, kn_h2, rinott_h
 from rands.procedures.fixed_precision.kt import kt_groups, kt_rounds
+from rands.sampling import SamplingContext
+from rands.streams import Streams
 
 
 def test_rinott_sample_sizes_are_the_rule(seed, samples):
@@ -143,6 +145,19 @@ def test_crn_correlates_systems_and_independent_streams_do_not(crn, samples):
     x = samples(prob, 7, crn, 4000)
     c = np.corrcoef(x[1], x[2])[0, 1]
     assert abs(c - (0.8 if crn else 0.0)) < 0.1, c
+
+
+@pytest.mark.parametrize("crn", [False, True])
+def test_draw_at_a_common_start_takes_those_replications(crn, samples, slippage6):
+    """ctx.draw(systems, n, start=s) returns samples (i, s), ..., (i, s+n-1) of every system
+    (the CRN pairing: the r-th samples of systems drawn at one start share a replication);
+    with one start per system, each its own."""
+    x = samples(slippage6, 3, crn, 20)
+    ctx = SamplingContext(slippage6, Streams(3, crn=crn))
+    np.testing.assert_array_equal(ctx.draw(np.array([1, 4]), 5, start=7), x[[1, 4], 7:12])
+    np.testing.assert_array_equal(ctx.draw(np.array([0, 2]), 4, start=np.array([3, 10])),
+                                  np.stack([x[0, 3:7], x[2, 10:14]]))
+    np.testing.assert_array_equal(ctx.draw(np.array([5]), 3), x[[5], 0:3])   # next replications
 
 
 class _Recording(NormalProblem):
