@@ -119,3 +119,27 @@ def test_fbkt_reports_its_spend():
     assert 0 <= rest.extras["unspent"] < 4 and rest.total_samples > N - 4
     assert "budget spent: rounds 1..R use 1 - q^R (1 + R/phi)" in rands.procedures.procedure_class(
         "fbkt").describe()["notes"]
+
+
+def test_rinott_stage_two_in_pieces_stops_and_resumes_identically(tmp_path, monkeypatch):
+    """Rinott's second stage is drawn in pieces with a boundary after each, so a stop request
+    waits for one piece; pieces change no sample, and a resume gives the same result."""
+    from rands.procedures.fixed_precision import _core
+    params = dict(alpha=0.05, delta=0.3, n0=10)
+    whole = rands.select("mdm", "rinott", seed=4, problem_params={"k": 12}, **params)
+    monkeypatch.setattr(_core, "STAGE_PIECE_S", 1e-12)        # one system per piece
+    pieces = rands.select("mdm", "rinott", seed=4, problem_params={"k": 12}, **params)
+    assert pieces.best == whole.best and np.array_equal(pieces.means, whole.means)
+    spec = {"procedure": "rinott", "params": params, "seed": 4}
+    path = tmp_path / "r.npz"
+    with pytest.raises(Interrupted):
+        rands.select("mdm", "rinott", seed=4, problem_params={"k": 12},
+                     checkpoint=_StopAt(path, spec, interval_s=3600, stop_at=4), **params)
+    with np.load(path) as z:
+        done = [z[key] for key in z.files if key.endswith("done")]
+    assert len(done) == 1 and 0 < done[0].sum() < 12
+    again = rands.select("mdm", "rinott", seed=4, problem_params={"k": 12},
+                         checkpoint=Checkpointer(path, spec, interval_s=3600), **params)
+    assert again.best == whole.best and again.total_samples == whole.total_samples
+    assert np.array_equal(again.sample_sizes, whole.sample_sizes)
+    assert np.array_equal(again.means, whole.means)

@@ -35,6 +35,9 @@ def _as_int(v) -> int:
 
 
 # --------------------------------------------------------------------------- Rinott
+STAGE_PIECE_S = 3.0   # seconds of Rinott stage-2 sampling between two boundaries (stop requests)
+
+
 def rinott_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: int, k_const: int | None,
                  st: dict, save: Callable[[], None], prefix: str = "") -> int:
     """Rinott (1978) on ``systems`` (local ids of ctx); returns the position of the winner.
@@ -59,10 +62,27 @@ def rinott_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: in
         save()
     if _as_int(st[p + "stage"]) < 2:
         n_tot = np.asarray(st[p + "N"], dtype=np.int64)
-        ctx.report_progress(remaining=int((n_tot - n0).sum()))    # known once stage 1 is in
-        before = ctx.sums[systems].copy()
-        ctx.draw_counts(systems, n_tot - n0)
-        st[p + "sums"] = np.asarray(st[p + "sums"], dtype=np.float64) + (ctx.sums[systems] - before)
+        # stage 2 in pieces of about STAGE_PIECE_S seconds (whole systems), a boundary after each,
+        # so a stop request waits for one piece; each system's samples and sums are unchanged
+        done = np.asarray(st.get(p + "done", np.zeros(m, dtype=bool)), dtype=bool)
+        need = np.where(done, 0, n_tot - n0)
+        ctx.report_progress(remaining=int(need.sum()))    # known once stage 1 is in
+        cost = ctx.cost_per_sample()
+        piece = max(1, int(STAGE_PIECE_S / cost)) if cost == cost and cost > 0 else int(need.sum()) + 1
+        todo = np.flatnonzero(~done)
+        cuts = np.searchsorted(np.cumsum(need[todo]), np.arange(piece, int(need.sum()), piece))
+        for part in np.split(todo, np.unique(cuts)):
+            if part.size == 0:
+                continue
+            before = ctx.sums[systems[part]].copy()
+            ctx.draw_counts(systems[part], need[part])
+            sums = np.asarray(st[p + "sums"], dtype=np.float64).copy()
+            sums[part] += ctx.sums[systems[part]] - before
+            done[part] = True
+            st[p + "sums"], st[p + "done"] = sums, done.copy()
+            if not done.all():
+                save()
+        st.pop(p + "done", None)
         st[p + "stage"] = 2
         ctx.log(p + "rinott_stage2", max_N=int(n_tot.max()), mean_N=float(n_tot.mean()))
         save()
