@@ -62,7 +62,9 @@ class PoolExecutor:
 
     def __init__(self, n_remote: int, *, coordinator_simulates: bool, depth: int = 2,
                  chunks_per_worker: int = 16, min_chunk_s: float = 2e-3,
-                 local_threshold_s: float = 5e-4, min_ship_cost_s: float = 2e-7) -> None:
+                 local_threshold_s: float = 5e-4, min_ship_cost_s: float = 2e-7,
+                 sim_timeout: float | None = None, hang_floor_s: float = 300.0,
+                 hang_factor: float = 100.0) -> None:
         self.n_remote = int(n_remote)
         self.coordinator_simulates = bool(coordinator_simulates) or self.n_remote == 0
         self.depth = max(1, int(depth))
@@ -83,6 +85,14 @@ class PoolExecutor:
         self._closed = False
         self.last_error: str | None = None
         self._outstanding = [0] * self.n_remote
+        # the heartbeat (hang guard): jobs in flight per worker, oldest first, and since when
+        # the oldest has been running; see _job_limit
+        self.sim_timeout = None if sim_timeout is None else float(sim_timeout)
+        self.hang_floor_s, self.hang_factor = float(hang_floor_s), float(hang_factor)
+        self._inflight: list[deque] = [deque() for _ in range(self.n_remote)]
+        self._since = [0.0] * self.n_remote
+        self._hung: set[int] = set()         # workers found hung (the transport kills them on close)
+        self._last_check = 0.0
 
     # ------------------------------------------------------------------ interface
     @property
@@ -326,6 +336,7 @@ class PoolExecutor:
         running: dict[tuple[int, int], Job] = {}
         done = 0
         self._outstanding = [0] * self.n_remote
+        self._inflight = [deque() for _ in range(self.n_remote)]
         piece = max(1, int(getattr(self, "_floor", 1)))
 
         participants = self.n_remote + (1 if self.coordinator_simulates else 0)
@@ -337,7 +348,7 @@ class PoolExecutor:
                     limit = depth if (depth == 1 or len(queue) > 2 * participants) else 1
                     if queue and self._outstanding[w] < limit:
                         job = queue.popleft()
-                        self._send(w, job)
+                        self._dispatch(w, job)
                         running[(w, job.index)] = job
                         self._outstanding[w] += 1
 
@@ -362,6 +373,7 @@ class PoolExecutor:
                 index = reply[-1]
                 job = running.pop((w, index))
                 self._outstanding[w] -= 1
+                self._replied(w)
                 if reply[0] == "err":
                     raise self._fail(reply, self._worker_rank(w))
                 store(job, reply[1])
@@ -371,7 +383,66 @@ class PoolExecutor:
                     self._update_cost(job.size, reply[2])
                 done += 1
             refill()
+            self._check_hung()
         return results
+
+    # ------------------------------------------------------------------ heartbeat (hang guard)
+    def _dispatch(self, w: int, job: Job) -> None:
+        """Send ``job`` to worker ``w``, noting when it starts (now, if ``w`` was idle)."""
+        if not self._inflight[w]:
+            self._since[w] = time.monotonic()
+        self._inflight[w].append(job)
+        self._send(w, job)
+
+    def _replied(self, w: int) -> None:
+        """Worker ``w`` answered its oldest job; the next one (if any) starts now."""
+        if self._inflight[w]:
+            self._inflight[w].popleft()
+        self._since[w] = time.monotonic()
+
+    def _job_limit(self, job: Job) -> float | None:
+        """Seconds a job may run before its worker counts as hung (None: no limit).
+
+        With ``sim_timeout`` (seconds per simulate call): twice ``sim_timeout`` plus 20 s (the
+        worker's own alarm stops Python code at ``sim_timeout`` and names the pair within 10 s
+        more; this catches compiled code that ignores the alarm). Without: ``hang_factor`` times the job's expected time at the
+        measured cost per sample, at least ``hang_floor_s``; no limit before a cost is measured
+        or for group tasks (a whole procedure per task), which only ``sim_timeout`` guards.
+        """
+        if job.kind != "sim":
+            return None
+        if self.sim_timeout is not None:
+            return 2.0 * self.sim_timeout + 20.0
+        if self._cost != self._cost:
+            return None
+        return max(self.hang_floor_s, self.hang_factor * job.size * self._cost)
+
+    def _check_hung(self) -> None:
+        """Raise SimulationError for a worker whose oldest job ran past its limit (called while
+        the coordinator waits for replies; at most every 0.2 s)."""
+        now = time.monotonic()
+        if now - self._last_check < 0.2:
+            return
+        self._last_check = now
+        for w, jobs in enumerate(self._inflight):
+            if not jobs:
+                continue
+            job, age = jobs[0], now - self._since[w]
+            limit = self._job_limit(job)
+            if limit is None or age <= limit:
+                continue
+            self._failed = True
+            s, r = job.systems, job.reps
+            rule = (f"sim_timeout = {self.sim_timeout:g} s per call" if self.sim_timeout is not None
+                    else f"{self.hang_factor:g} x the measured {self._cost:.3g} s per sample, at least "
+                         f"{self.hang_floor_s:g} s")
+            exc = SimulationError(f"no reply for {age:.1f} s to a block of {job.size} samples (systems "
+                                  f"{int(s.min())}..{int(s.max())}, replications {int(r.min())}..{int(r.max())}); "
+                                  f"the limit is {limit:.1f} s ({rule}): the simulation hangs",
+                                  system=int(s[0]), replication=int(r[0]), rank=self._worker_rank(w))
+            self.last_error = str(exc)
+            self._hung.add(w)
+            raise exc
 
     # ------------------------------------------------------------------ asynchronous use (PASS)
     def async_capacity(self) -> int:
@@ -386,11 +457,12 @@ class PoolExecutor:
                   reps=np.ascontiguousarray(reps, dtype=np.int64))
         self._async_running[(w, job.index)] = job
         self._outstanding[w] += 1
-        self._send(w, job)
+        self._dispatch(w, job)
 
     def begin_async(self) -> None:
         self._check_open()
         self._outstanding = [0] * self.n_remote
+        self._inflight = [deque() for _ in range(self.n_remote)]
         self._async_running: dict[tuple[int, int], Job] = {}
 
     def wait_any(self) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
@@ -399,6 +471,7 @@ class PoolExecutor:
         for w, reply in self._poll(block=True):
             job = self._async_running.pop((w, reply[-1]))
             self._outstanding[w] -= 1
+            self._replied(w)
             if reply[0] == "err":
                 raise self._fail(reply, self._worker_rank(w))
             self._busy[w] += reply[2]

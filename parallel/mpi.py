@@ -170,6 +170,7 @@ class MPIExecutor(PoolExecutor):
             if out or not block:
                 self._reap_sends()
                 return out
+            self._check_hung()
             # blocking wait without burning the core a worker may need
             waited = time.perf_counter() - t0
             time.sleep(0 if waited < 2e-3 else min(1e-3, waited / 20))
@@ -223,6 +224,9 @@ def make_mpi_executor(workers: int | None = None, **options):
         from rands.warmup import warm_kernels
         warm_kernels()
     comm.Barrier()
+    if options.get("sim_timeout") is not None:      # the hang guard on every rank (after warm-up)
+        from rands import timelimit
+        timelimit.set_limit(options["sim_timeout"])
     if comm.Get_rank() == 0:
         ex = MPIExecutor(comm, **options)
         ex.startup_s = time.perf_counter() - t0

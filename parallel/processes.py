@@ -9,6 +9,7 @@ within ``liveness_s`` and reported as a SimulationError, never a hang.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
@@ -32,14 +33,40 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _worker_main(wid: int, tasks, results, parent_pid: int, warm: bool = True) -> None:
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent (the forkserver) dies, and the
+    forkserver exits when the coordinator dies (once no worker holds its "alive" pipe, which
+    a forkserver child inherits: closed here), so a worker stuck in a simulation never
+    outlives a killed run, nor do the forkserver and the resource tracker."""
+    from multiprocessing import forkserver
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+
+
+def _worker_main(wid: int, tasks, results, parent_pid: int, warm: bool = True,
+                 sim_timeout: float | None = None) -> None:
     """Worker process loop: load the compiled kernels, report ready; then bind, sim, group, stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the coordinator decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    if not _alive(parent_pid):
+        return
     seconds = 0.0
     if warm:
         from rands.warmup import warm_kernels
         seconds = warm_kernels()
+    from rands import timelimit
+    timelimit.set_limit(sim_timeout)                # the hang guard inside this worker
     results.put((wid, ("ready", seconds)))
     problem = streams = None
     while True:
@@ -73,11 +100,15 @@ class ProcessExecutor(PoolExecutor):
     name = "processes"
 
     def __init__(self, workers: int | None = None, *, start_method: str | None = None,
-                 liveness_s: float = 1.0, warm: bool = True, **options) -> None:
+                 liveness_s: float = 1.0, warm: bool = True, oversubscribe: bool = False,
+                 **options) -> None:
         if workers is None:
             workers = os.cpu_count() or 1
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ParameterError(f"workers must be an integer >= 1 for the processes backend, got {workers!r}")
+        from rands.preflight import check_memory, check_workers
+        check_workers("processes", workers, bool(oversubscribe))     # before allocating anything
+        check_memory(0, workers=workers, what=f"{workers:,} worker processes")
         if start_method is None:
             start_method = "forkserver" if sys.platform.startswith("linux") else "spawn"
         if start_method not in mp.get_all_start_methods() or start_method == "fork":
@@ -94,7 +125,8 @@ class ProcessExecutor(PoolExecutor):
         for q in self._tasks:     # never block interpreter exit flushing to a dead worker
             q.cancel_join_thread()
         self._procs = [ctx.Process(target=_worker_main,
-                                   args=(w, self._tasks[w], self._results, os.getpid(), bool(warm)),
+                                   args=(w, self._tasks[w], self._results, os.getpid(), bool(warm),
+                                         self.sim_timeout),
                                    daemon=True, name=f"rands-worker-{w + 1}")
                        for w in range(workers)]
         t0 = time.perf_counter()
@@ -143,6 +175,7 @@ class ProcessExecutor(PoolExecutor):
             except _queue.Empty:
                 if block and not out:
                     self._check_alive()
+                    self._check_hung()
                     continue
                 return out
             if item[1][0] == "stopped":
@@ -169,12 +202,14 @@ class ProcessExecutor(PoolExecutor):
                 q.put(("stop",))
             except (ValueError, OSError):
                 pass
+        for w in self._hung:          # stuck in a simulation: it would never read "stop"
+            self._procs[w].kill()
         grace = 2.0 if failed else 10.0
         for p in self._procs:
             p.join(timeout=grace)
         for p in self._procs:
             if p.is_alive():
-                p.terminate()
+                p.kill()              # workers ignore SIGTERM (the coordinator decides)
                 p.join(timeout=2.0)
         for q in self._tasks + [self._results]:
             q.close()

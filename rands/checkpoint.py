@@ -304,4 +304,43 @@ class Checkpointer:
             os.remove(self.path)
 
 
-__all__ = ["Checkpointer", "CheckpointDamaged", "FORMAT", "digest"]
+class StopGuard:
+    """SIGTERM policy of a whole run, from before its workers start until they are gone.
+
+    The first SIGTERM asks the checkpointer to stop at the next stage boundary (a checkpoint
+    is written, then :class:`Interrupted`), or, with no checkpointer, raises
+    :class:`Interrupted` at once while ``armed``. Every later SIGTERM is only counted: a
+    checkpoint being written is finished, workers are stopped and joined, locks released,
+    so a second signal never kills the run half-way (leaked semaphores, a forkserver left).
+    """
+
+    def __init__(self, checkpointer: "Checkpointer | None") -> None:
+        self.checkpointer = checkpointer
+        self.armed = True           # False once the result exists: then a signal only counts
+        self.received = 0
+
+    def __call__(self, signum, frame) -> None:  # noqa: ARG002
+        self.received += 1
+        if self.received > 1:
+            return
+        if self.checkpointer is not None:
+            self.checkpointer.request_stop()
+        elif self.armed:
+            raise Interrupted(None)
+
+
+@contextlib.contextmanager
+def stop_guard(checkpointer: "Checkpointer | None") -> Iterator[StopGuard]:
+    """Install a :class:`StopGuard` for SIGTERM (main thread only) while inside."""
+    guard = StopGuard(checkpointer)
+    if threading.current_thread() is not threading.main_thread():
+        yield guard
+        return
+    previous = signal.signal(signal.SIGTERM, guard)
+    try:
+        yield guard
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+__all__ = ["Checkpointer", "CheckpointDamaged", "FORMAT", "digest", "StopGuard", "stop_guard"]

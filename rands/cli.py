@@ -34,11 +34,11 @@ _RUN_KEYS = {"seed", "backend", "workers", "checkpoint", "checkpoint_interval", 
 
 def _run_constraints() -> dict:
     """The [run] table's parameter constraints (rands.params)."""
-    from .params import POSITIVE, Boolean, Interval, NoneValue, Options, Seed, String, ints
+    from .params import SIM_TIMEOUT, Boolean, Interval, NoneValue, Options, Seed, String, ints
     return {"seed": [Seed()], "backend": [Options(("serial", "processes", "mpi"))],
             "workers": [*ints(1), NoneValue()], "checkpoint": [String("a file path")],
             "checkpoint_interval": [Interval(float, 0.0, None)], "output": [String("a file path")],
-            "progress": [Boolean()], "sim_timeout": [*POSITIVE, NoneValue()],
+            "progress": [Boolean()], "sim_timeout": [*SIM_TIMEOUT, NoneValue()],
             "oversubscribe": [Boolean()]}
 
 
@@ -187,44 +187,41 @@ def run_config(cfg: dict[str, Any], *, resume: bool = False, checkpoint: str | N
         if resume:
             resumed = ckpt.verify()   # a damaged or foreign checkpoint is refused before anything starts
     lock = preflight.RunLock({"checkpoint": ckpt_path, "output": output})
-    if backend != "mpi":          # under MPI only rank 0 locks (below), once the ranks are sorted
-        lock.acquire()
-    try:
-        options, extra = {}, {}
-        if run.get("sim_timeout") is not None:
-            import inspect
-            if "sim_timeout" not in inspect.signature(select).parameters:
-                raise ParameterError("[run] sim_timeout needs the hang guard, which this rands "
-                                     "does not have yet; remove the key")
-            extra["sim_timeout"] = float(run["sim_timeout"])
-            if backend != "serial":
-                options["sim_timeout"] = float(run["sim_timeout"])
-        if run.get("oversubscribe") and backend == "processes" and _takes_oversubscribe():
-            options["oversubscribe"] = True     # checked above; the executor may bound it too
-        executor, is_root = _make_executor(backend, workers, **options)
-        if not is_root:
-            return None
-        if backend == "mpi":
+    from .checkpoint import stop_guard
+    # SIGTERM: from here until the workers are gone and the locks released, a first signal stops
+    # the run at a boundary (checkpoint) and later ones wait for the shutdown (no leaks, no orphans)
+    with stop_guard(ckpt) as guard:
+        if backend != "mpi":          # under MPI only rank 0 locks (below), once the ranks are sorted
             lock.acquire()
         try:
-            _print_header(cfg, problem, procedure, backend, output, ckpt_path, resumed)
-            if ckpt is not None and not resume and ckpt.exists():
-                ckpt.remove()         # a fresh run (under the lock: never another run's checkpoint)
-            show = progress or bool(run.get("progress", False))
-            if ckpt is not None:
-                with ckpt.handle_signals():
-                    result = select(problem, procedure, seed=seed, executor=executor, checkpoint=ckpt,
-                                    progress=show, **extra)
-            else:
-                result = select(problem, procedure, seed=seed, executor=executor, progress=show, **extra)
-            if output:
-                _write_json(output, result.to_json(indent=1))
-            return result
+            options, extra = {}, {}
+            if run.get("sim_timeout") is not None:
+                extra["sim_timeout"] = float(run["sim_timeout"])
+                if backend != "serial":
+                    options["sim_timeout"] = float(run["sim_timeout"])
+            if run.get("oversubscribe") and backend == "processes" and _takes_oversubscribe():
+                options["oversubscribe"] = True     # checked above; the executor checks it too
+            executor, is_root = _make_executor(backend, workers, **options)
+            if not is_root:
+                return None
+            if backend == "mpi":
+                lock.acquire()
+            try:
+                _print_header(cfg, problem, procedure, backend, output, ckpt_path, resumed)
+                if ckpt is not None and not resume and ckpt.exists():
+                    ckpt.remove()         # a fresh run (under the lock: never another run's checkpoint)
+                show = progress or bool(run.get("progress", False))
+                result = select(problem, procedure, seed=seed, executor=executor, checkpoint=ckpt,
+                                progress=show, **extra)
+                guard.armed = False       # the result exists: a SIGTERM now only waits for the end
+                if output:
+                    _write_json(output, result.to_json(indent=1))
+                return result
+            finally:
+                if executor is not None:
+                    executor.close()
         finally:
-            if executor is not None:
-                executor.close()
-    finally:
-        lock.release()
+            lock.release()
 
 
 def _serial_under_mpi() -> bool:

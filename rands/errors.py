@@ -31,7 +31,8 @@ class Interrupted(RuntimeError):
     """A run stopped on request (SIGTERM); its checkpoint was written."""
 
     def __init__(self, checkpoint: str | None):
-        super().__init__(f"run interrupted; checkpoint written to {checkpoint}")
+        super().__init__(f"run interrupted; checkpoint written to {checkpoint}" if checkpoint else
+                         "run interrupted (SIGTERM); no checkpoint was set, so nothing can resume")
         self.checkpoint = checkpoint
 
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import timelimit
 from .errors import SimulationError
 from .sampling import run_group_task
 
@@ -39,7 +40,8 @@ def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray):
     """Simulate one chunk. Returns ("ok", values, busy) or ("err", message, system, replication)."""
     t0 = time.perf_counter()
     try:
-        values = np.ascontiguousarray(problem.simulate(systems, reps, streams), dtype=np.float64)
+        values = np.ascontiguousarray(timelimit.simulate(problem, systems, reps, streams),
+                                      dtype=np.float64)
     except SimulationError as exc:
         return ("err", exc.detail, exc.system, exc.replication)
     except Exception as exc:  # noqa: BLE001 - reported with its location

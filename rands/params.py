@@ -329,6 +329,8 @@ ALPHA = [Interval(float, 1e-10, 1.0, closed="left")]
 #: delta = 1e-300, KN divided by zero and stopped after its first stage without a guarantee
 DELTA = [Interval(float, 1e-150, None)]
 POSITIVE = [Interval(float, 0.0, None, closed="neither")]
+#: the hang guard, seconds per simulate call: 1 ms (a shorter timer is not armed reliably) to 10^7 s
+SIM_TIMEOUT = [Interval(float, 1e-3, 1e7)]
 PROBABILITY_OPEN = [Interval(float, 0.0, 1.0, closed="neither")]
 CRN = [Boolean()]
 NAME = [String("a procedure name")]

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import numba
 import numpy as np
 
+from . import timelimit
 from .errors import BudgetExceededError, Interrupted, SimulationError
 from .streams import Streams
 
@@ -110,7 +111,7 @@ class SerialExecutor:
 
     def simulate(self, systems: np.ndarray, reps: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        out = self.problem.simulate(systems, reps, self.streams)
+        out = timelimit.simulate(self.problem, systems, reps, self.streams)   # sim_timeout
         self.sim_time += time.perf_counter() - t0
         self.simulated += int(np.shape(systems)[0])
         return out

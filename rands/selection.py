@@ -42,7 +42,8 @@ def resolve_procedure(procedure, params: dict) -> Procedure:
 
 
 def select(problem, procedure, *, seed, problem_params: dict | None = None, executor=None,
-           checkpoint=None, progress: bool | Any = False, **params) -> SelectionResult:
+           checkpoint=None, progress: bool | Any = False, sim_timeout: float | None = None,
+           **params) -> SelectionResult:
     """Select the best system of ``problem`` with ``procedure``.
 
     Parameters
@@ -59,9 +60,16 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
         total for a fixed-budget procedure, the running estimate for a fixed-precision one;
         drawn on rank 0 only under an MPI launcher), or a callable
         ``progress(total_samples, **info)`` (``info``: contention, estimate, simulated).
+    sim_timeout : the hang guard (``rands.timelimit``): seconds one simulate call (a block; a
+        chunk on a worker) may run; over it the run ends with a SimulationError naming system,
+        replication (and rank). Off by default on the serial backend; a parallel executor's
+        heartbeat uses it too (docs/parallel.md).
     """
     prob = resolve_problem(problem, problem_params)
     proc = resolve_procedure(procedure, params)
+    if sim_timeout is not None:
+        from .params import SIM_TIMEOUT, check_param
+        check_param("select", "sim_timeout", sim_timeout, SIM_TIMEOUT)
     proc.check_problem(prob)
     warn_small_first_stage(proc, prob.k)
     from .preflight import check_memory, first_stage_samples   # before the context allocates
@@ -83,8 +91,12 @@ def select(problem, procedure, *, seed, problem_params: dict | None = None, exec
     t0 = time.perf_counter()
     ctx = SamplingContext(prob, streams, budget=proc.budget_limit(prob), executor=executor,
                           checkpointer=checkpoint, progress=recorder)
+    if sim_timeout is not None and hasattr(ctx.executor, "sim_timeout"):
+        ctx.executor.sim_timeout = float(sim_timeout)      # the coordinator's heartbeat
+    from .timelimit import limit
     try:
-        out = proc.run(ctx)
+        with limit(sim_timeout):
+            out = proc.run(ctx)
     finally:
         if bar is not None:
             bar.close()

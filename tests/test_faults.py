@@ -1,11 +1,13 @@
 """Issue 15's failures in the pre-run checks, parameter tables and checkpoints, one test each.
 
 Numbers refer to the issue's list. Every refusal must be one line on stderr with exit
-code 2, before the first sample. (Items 1, 2 with oversubscribe, 5 and 6 -- the hang guard,
-the pool's allocation, orphans and a second SIGTERM -- are tested with the backends.)
+code 2, before the first sample. Items 1 (a hang: sim_timeout on serial, processes and
+``mpiexec -n 3``; the heartbeat without it), 2 (10^9 workers refused by the executor itself),
+5 (no process outlives a killed run) and 6 (two SIGTERMs) are at the end.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -440,3 +442,231 @@ def test_7_lock_and_3_damage_on_parallel_backends(tmp_path, backend):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["best"] == 0
     assert not preflight.lock_path(ck).exists() and not preflight.lock_path(out).exists()
+
+
+# ----------------------------------------------------------------------------- 1, 2, 5, 6: hangs and signals
+_HANG_PROBLEM = '''
+import os
+import time
+
+import numpy as np
+
+from rands.problems.normal import Slippage
+
+
+class HangSlippage(Slippage):
+    """Slippage whose system 3 hangs (sleep 10^6 s) from replication $HANG_FROM on; every call
+    costs 2 ms more, so that executors ship blocks to their workers."""
+
+    name = "hang-slippage"
+
+    def simulate(self, systems, reps, streams):
+        time.sleep(0.002)
+        hit = (np.asarray(systems) == 3) & (np.asarray(reps) >= int(os.environ.get("HANG_FROM", "0")))
+        if hit.any():
+            if os.environ.get("HANG_MARKER"):
+                open(os.environ["HANG_MARKER"], "w").close()
+            time.sleep(1e6)
+        return super().simulate(systems, reps, streams)
+'''
+_RUNNER = '''
+import sys
+
+import rands
+
+rands.problems.register("hang-slippage", "hangprob:HangSlippage")
+from rands import cli  # noqa: E402
+
+if __name__ == "__main__":          # worker processes import this file again
+    sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+def _live_in_session(sid: int) -> list[str]:
+    """Processes of session ``sid`` that are not zombies: 'pid command' each."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            out.append(f"{d.name} {cmd[:120]}")
+    return out
+
+
+def _await_gone(sid: int, seconds: float = 20.0) -> list[str]:
+    deadline = time.time() + seconds
+    while (left := _live_in_session(sid)) and time.time() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def _hang_run(tmp_path: Path, backend: str, run: dict, *, hang_from: int = 0) -> subprocess.Popen:
+    """Start ``rands run`` (own session) on a problem whose system 3 hangs from ``hang_from`` on."""
+    (tmp_path / "hangprob.py").write_text(_HANG_PROBLEM)
+    (tmp_path / "runner.py").write_text(_RUNNER)
+    run = {"seed": 1, "backend": backend, **({"workers": 2} if backend == "processes" else {}), **run}
+    cfg = write_config(tmp_path / "h.toml", {"name": "hang-slippage", "k": 10, "delta": 0.1},
+                       {"name": "kn", "delta": 0.1}, run)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", HANG_FROM=str(hang_from),
+               HANG_MARKER=str(tmp_path / "hanging"))
+    launcher = ["mpiexec", "-n", "3"] if backend == "mpi" else []
+    return subprocess.Popen([*launcher, sys.executable, str(tmp_path / "runner.py"), "run", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            start_new_session=True)
+
+
+def _await_marker(proc: subprocess.Popen, marker: Path, seconds: float = 240.0) -> None:
+    deadline = time.time() + seconds
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "the simulation never reached the hanging system"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", ["serial", *BACKENDS])
+def test_1_hang_ends_the_run_naming_system_replication_rank_checkpoint_kept(tmp_path, backend):
+    """sleep(1e6) on system 3 from replication 25 on, sim_timeout = 2 s per call: the run ends with
+    one line naming system 3 (and the rank off serial) within the stated limit, the checkpoint of
+    the last boundary verifies, and no process of the run is left."""
+    ck = tmp_path / "c.npz"
+    proc = _hang_run(tmp_path, backend, {"sim_timeout": 2.0, "checkpoint": str(ck), "checkpoint_interval": 0.0},
+                     hang_from=25)
+    try:
+        _await_marker(proc, tmp_path / "hanging")
+        t0 = time.time()
+        _, err = proc.communicate(timeout=120)
+        detected = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    lines = [ln for ln in err.splitlines() if ln.startswith("rands: error:")]
+    assert proc.returncode != 0 and lines and "Traceback" not in err, err
+    assert "sim_timeout = 2 s per call" in lines[0] and "system 3, replication" in lines[0], err
+    if backend != "serial":
+        assert ", rank " in lines[0], err
+    else:
+        assert proc.returncode == 2 and len(lines) == 1, err
+    # the stated limit: 2 s, plus at most 10 s to name the pair in a block (the coordinator's
+    # heartbeat, 2 x 2 + 20 s, is the backstop), plus the shutdown
+    assert detected < 2 + 10 + 15, detected
+    arrays, meta = Checkpointer(ck, {}).load_verified()
+    assert meta["total"] > 0 and arrays["ctx__next_rep"].max() >= 20         # past the first stage
+    assert _await_gone(proc.pid) == []
+
+
+def _hang_fn(systems, reps, streams):
+    """Slippage (k = 10) whose system 3 sleeps 10^6 s; 2 ms a call (worth shipping to workers)."""
+    time.sleep(0.002)
+    if (np.asarray(systems) == 3).any():
+        time.sleep(1e6)
+    return _SLIPPAGE.simulate(systems, reps, streams)
+
+
+_SLIPPAGE = rands.problems.make("slippage", k=10, delta=0.5)
+
+
+def test_1_default_heartbeat_on_processes_without_sim_timeout():
+    """No sim_timeout: the coordinator's heartbeat (here a 1 s floor instead of 300 s) names the
+    block, the rank and the rule, and the hung worker is killed on close."""
+    from rands.errors import SimulationError
+    from rands.parallel import make_executor
+    prob = rands.problems.from_vectorized(_hang_fn, 10)
+    ex = make_executor("processes", 2, hang_floor_s=1.0)
+    t0 = time.time()
+    with pytest.raises(SimulationError, match=r"no reply for .* the limit is .* at least 1 s\): the "
+                                              r"simulation hangs \(system \d+, replication \d+, rank [12]\)"):
+        with ex:
+            rands.select(prob, "kn", seed=0, delta=0.5, executor=ex)
+    assert time.time() - t0 < 30
+    assert not any(p.is_alive() for p in ex._procs)
+
+
+_HUGE_POOL = """
+import sys, time
+from rands.parallel.processes import ProcessExecutor
+from rands.errors import ParameterError
+t0 = time.time()
+try:
+    ProcessExecutor(10**9, oversubscribe=sys.argv[1] == "1")
+except ParameterError as exc:
+    print(f"{time.time() - t0:.2f} {exc}")
+"""
+
+
+@pytest.mark.parametrize("oversubscribe,needle", [("0", "oversubscribe = true"), ("1", "needs about")])
+def test_2_a_billion_processes_are_refused_at_once_by_the_executor(oversubscribe, needle):
+    """The executor itself (not only the CLI) refuses 10^9 workers before allocating anything
+    (it used to hang building per-worker lists)."""
+    proc = subprocess.run([sys.executable, "-c", _HUGE_POOL, oversubscribe], capture_output=True, text=True,
+                          timeout=120)
+    secs, _, message = proc.stdout.strip().partition(" ")
+    assert needle in message, proc.stdout + proc.stderr
+    assert float(secs) < 5
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_5_killing_a_run_with_a_hung_worker_leaves_no_process(tmp_path, how):
+    """A processes run whose worker hangs (no sim_timeout; the heartbeat's 300 s floor not reached),
+    killed (SIGKILL) or stopped (SIGTERM): the workers, the forkserver and the resource tracker all
+    end with it (SIGTERM: exit 3 after a clean shutdown)."""
+    proc = _hang_run(tmp_path, "processes", {})
+    try:
+        _await_marker(proc, tmp_path / "hanging")
+        assert len(_live_in_session(proc.pid)) >= 4          # coordinator, tracker, forkserver, workers
+        proc.send_signal(how)
+        _, err = proc.communicate(timeout=120)
+        left = _await_gone(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert left == [], left
+    if how == signal.SIGTERM:
+        assert proc.returncode == 3 and "run interrupted (SIGTERM)" in err, err
+        assert "leaked" not in err and "Traceback" not in err, err
+
+
+def test_6_two_sigterms_50ms_apart_exit_3_no_leaks(tmp_path):
+    """The second SIGTERM arrives while the first one's checkpoint is written or the workers are
+    stopped: it waits; exit 3, no leaked semaphores, nothing left, the checkpoint verifies and
+    resumes to the uninterrupted result."""
+    ck = tmp_path / "c.npz"
+    cfg = write_config(tmp_path / "c.toml", {"name": "slippage", "k": 1000, "delta": 0.02},
+                       {"name": "kn", "delta": 0.02},
+                       {"seed": 1, "backend": "processes", "workers": 2, "checkpoint": str(ck),
+                        "checkpoint_interval": 0.2})
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "rands", "run", str(cfg), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not ck.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        left = _await_gone(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    if proc.returncode == 0:
+        pytest.skip("the run ended before the signals arrived (fast machine)")
+    assert proc.returncode == 3, err
+    assert "leaked" not in err and "Traceback" not in err, err
+    assert left == [], left
+    Checkpointer(ck, {}).load_verified()
+    serial = write_config(tmp_path / "s.toml", {"name": "slippage", "k": 1000, "delta": 0.02},
+                          {"name": "kn", "delta": 0.02}, {"seed": 1, "checkpoint": str(ck)})
+    resumed = subprocess.run([sys.executable, "-m", "rands", "run", str(serial), "--resume", "--json"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    fresh = rands.select("slippage", "kn", seed=1, problem_params={"k": 1000, "delta": 0.02}, delta=0.02)
+    got = json.loads(resumed.stdout)
+    assert got["best"] == fresh.best and got["total_samples"] == fresh.total_samples
