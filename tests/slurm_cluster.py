@@ -22,10 +22,16 @@ NODE = "rands0"
 CPUS = 2
 
 
+def _path() -> str:
+    """PATH with the sbin folders where Debian puts the daemons (a non-root PATH may lack them)."""
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
+
+
 def have_slurm() -> str | None:
     """None when a private cluster can be started here, else the reason it cannot."""
     for exe in ("slurmctld", "slurmd", "munged", "sbatch", "scontrol", "squeue", "scancel"):
-        if shutil.which(exe) is None:
+        if shutil.which(exe, path=_path()) is None:
             return f"{exe} is not installed (apt-get install slurm-wlm munge)"
     if os.geteuid() != 0:
         return "the private Slurm runs slurmd as root"
@@ -73,7 +79,7 @@ class SlurmCluster:
         for key in list(env):
             if key.startswith(("SLURM_", "SBATCH_", "SRUN_", "SALLOC_", "PMI_", "HYDRA_")):
                 del env[key]
-        env.update(SLURM_CONF=str(self.conf), RANDS_SLURM_CLUSTER=str(self.root),
+        env.update(PATH=_path(), SLURM_CONF=str(self.conf), RANDS_SLURM_CLUSTER=str(self.root),
                    OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONHASHSEED="0")
         env.update(extra or {})
         return env

@@ -132,12 +132,12 @@ def test_sbatch_two_ranks_equals_serial(slurm, tmp_path, launcher):
     assert _record(result) == _collect(ref)
 
 
-def _signal_time(slurm, jobid: str) -> float:
+def _signal_times(slurm, jobid: str) -> list[float]:
     """When slurmctld sent job ``jobid`` its --signal warning (epoch s, from its log)."""
     text = (slurm.log / "slurmctld.log").read_text(errors="replace")
-    m = re.search(rf"^\[(\S+)\] debug:  send_job_warn_signal: warning signal 15 to JobId={jobid}\b", text, re.M)
-    assert m, f"no warning signal for job {jobid} in the slurmctld log"
-    return datetime.fromisoformat(m.group(1)).timestamp()
+    found = re.findall(rf"^\[(\S+)\] debug:  send_job_warn_signal: warning signal 15 to JobId={jobid}\b",
+                       text, re.M)
+    return [datetime.fromisoformat(t).timestamp() for t in found]
 
 
 def _ckpt_total(path: Path) -> int:
@@ -185,8 +185,8 @@ def test_time_limit_signal_then_requeue_scancel_then_resubmit(slurm, tmp_path, p
     t0 = time.time()
     job1 = slurm.sbatch(script, str(cfg), cwd=tmp_path, env=slow)
     _wait_for(slurm, job1, ckpt.exists, 120, "rands to start and write its first checkpoint", tmp_path)
+    lowered = time.time()                      # (before: the next test may come at once)
     slurm.cmd("scontrol", "update", f"JobId={job1}", "TimeLimit=3")
-    lowered = time.time()
     phases = {"job 1 running": lowered - t0}
     info1 = slurm.wait(job1, timeout=100)        # next time-limit test <= 30 s, then one stage
     log1 = log(job1)
@@ -194,7 +194,9 @@ def test_time_limit_signal_then_requeue_scancel_then_resubmit(slurm, tmp_path, p
     assert "rands: run interrupted; checkpoint written" in log1, log1
     assert not (tmp_path / "results" / "long.json").exists()
     total1 = _ckpt_total(ckpt)
-    signalled = _signal_time(slurm, job1)
+    warned = _signal_times(slurm, job1)
+    assert len(warned) == 1, f"warnings to job {job1} at {warned} (one expected)"
+    signalled = warned[0]
     written = ckpt.stat().st_mtime
     assert 0 <= signalled - lowered < 35, signalled - lowered     # at slurmctld's next test
     assert 0 <= written - signalled < 10, written - signalled     # SIGTERM to checkpoint on disk
@@ -202,7 +204,8 @@ def test_time_limit_signal_then_requeue_scancel_then_resubmit(slurm, tmp_path, p
     phases["job 1 interrupted"] = time.time() - t0
     mtime = ckpt.stat().st_mtime
     slurm.cmd("scontrol", "requeue", job1)
-    slurm.cmd("scontrol", "update", f"JobId={job1}", "StartTime=now")   # skip the requeue delay
+    # the documented limit again (no second warning), and no requeue delay
+    slurm.cmd("scontrol", "update", f"JobId={job1}", "TimeLimit=04:00:00", "StartTime=now")
     _wait_for(slurm, job1, lambda: ckpt.stat().st_mtime > mtime, 90,
               "the requeued run to write a checkpoint", tmp_path)
     t_cancel = time.time()
@@ -213,6 +216,7 @@ def test_time_limit_signal_then_requeue_scancel_then_resubmit(slurm, tmp_path, p
     assert info2.get("Restarts") == "1" and _exit(info2) == "3:0", (info2, log2)
     assert log2.count("rands: run interrupted; checkpoint written") == 2, log2   # --open-mode=append
     assert _resumed_from(log2) == [total1], log2
+    assert len(_signal_times(slurm, job1)) == 1     # stopped by scancel, not by a second warning
     cancel_to_ckpt = ckpt.stat().st_mtime - t_cancel
     assert cancel_to_ckpt < 10, cancel_to_ckpt
     total2 = _ckpt_total(ckpt)
