@@ -60,7 +60,23 @@ def limit(seconds: float | None) -> Iterator[None]:
 
 
 def simulate(problem, systems: np.ndarray, reps: np.ndarray, streams):
-    """``problem.simulate(systems, reps, streams)`` under this process's time limit."""
+    """``problem.simulate(systems, reps, streams)`` under this process's time limit; an
+    exception it raises comes back as a SimulationError naming the pair that raises."""
+    try:
+        return _timed(problem, systems, reps, streams)
+    except SimulationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported with its location, chained
+        from .jobs import locate_failure
+        s, r = np.asarray(systems).ravel(), np.asarray(reps).ravel()
+        where = locate_failure(problem, streams, s, r) if s.size else None
+        if where is None:
+            where = (int(s[0]) if s.size else -1, int(r[0]) if r.size else -1,
+                     f"simulation raised {type(exc).__name__}: {exc}")
+        raise SimulationError(where[2], system=where[0], replication=where[1]) from exc
+
+
+def _timed(problem, systems: np.ndarray, reps: np.ndarray, streams):
     if _LIMIT is None or threading.current_thread() is not threading.main_thread():
         return problem.simulate(systems, reps, streams)
     m = max(1, int(np.shape(systems)[0]))
