@@ -21,7 +21,8 @@ units/point    uniform            Neyman, pilots reused       Neyman, pilots
 12             1.012 +- 0.008     0.973 +- 0.009 (z = -3)     1.011 +- 0.010
 =============  =================  ==========================  ===============
 
-The pilot-free allocators (uniform, loss, gaussian, bernoulli) are unbiased given the batch.
+The pilot-free allocators (uniform, loss, gaussian, bernoulli) are unbiased given the batch (tested in
+``tests/test_flops.py`` with power against a 5% mis-scaling, as is the pilot-free two-stage Neyman).
 """
 from __future__ import annotations
 
