@@ -321,12 +321,14 @@ def cmd_run(args) -> int:
 
 
 def _progress_default(args, cfg) -> bool:
-    """The bar of ``rands run``: on when stderr is a terminal, off with --quiet, off on MPI ranks
-    other than 0, off when [run] progress = false."""
+    """The bar of ``rands run``: on when stderr is a terminal or with --progress, off with --quiet,
+    off on MPI ranks other than 0, off when [run] progress = false."""
     from .progress import launcher_rank
     if getattr(args, "quiet", False):
         cfg["run"]["progress"] = False
         return False
+    if getattr(args, "progress", False):
+        return launcher_rank() == 0
     return (sys.stderr.isatty() and launcher_rank() == 0
             and cfg["run"].get("progress", True) is not False)
 
@@ -477,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help="write the result JSON here")
     r.add_argument("--quiet", action="store_true",
                    help="no progress bar (it is on by default when stderr is a terminal)")
+    r.add_argument("--progress", action="store_true",
+                   help="draw the bar even when stderr is not a terminal (mpiexec and srun pass "
+                        "rank 0's stderr through a pipe); rank 0 only")
     r.set_defaults(func=cmd_run)
 
     def problem_procedure(p):

@@ -159,6 +159,8 @@ def test_rands_run_bar_on_a_terminal_only(tmp_path):
     assert rc == 0 and "%|" not in err
     rc, err = _run_cli(cfg, tty=False)
     assert rc == 0 and "%|" not in err
+    rc, err = _run_cli(cfg, "--progress", tty=False)     # forced: mpiexec/srun pipe rank 0's stderr
+    assert rc == 0 and "%|" in err and "20.0k" in err
 
 
 def test_kn_remaining_closed_form():
