@@ -115,7 +115,10 @@ class ProgressBar:
         elif target is not None:
             target = max(target, total)
         if target != self._bar.total:
+            first = self._bar.total is None
             self._bar.total = target
+            if first:                        # the first known total: show 0% now, not "?"
+                self._bar.refresh()
         postfix = {}
         if self.contention is not None:
             postfix["contention"] = self.contention
