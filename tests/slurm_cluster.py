@@ -57,6 +57,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _stale_mpich_segments(since: float) -> list[Path]:
+    """MPICH shared-memory files (``/dev/shm/mpich_shm_*``) written since ``since`` that no live
+    process maps: what a rank that was killed or aborted leaves behind."""
+    try:
+        new = [p for p in Path("/dev/shm").glob("mpich_shm_*") if p.stat().st_mtime >= since]
+    except OSError:
+        return []
+    mapped: set[str] = set()
+    for maps in Path("/proc").glob("[0-9]*/maps") if new else ():
+        try:
+            text = maps.read_text()
+        except OSError:
+            continue
+        mapped.update(p.name for p in new if p.name in text)
+    return [p for p in new if p.name not in mapped]
+
+
 class SlurmCluster:
     """One node (``CPUs=2``), one partition, daemons started as daemons, all under ``root``."""
 
@@ -214,6 +231,8 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
+        for segment in _stale_mpich_segments(self.started_at) if self.started_at else ():  # rank faults
+            segment.unlink(missing_ok=True)
         return left
 
     def cancel_all(self, timeout: float = 60.0) -> list[str]:
