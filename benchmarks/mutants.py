@@ -197,7 +197,7 @@ MUTANTS: list[Mutant] = [
     M("p3c_alpha_not_split", "rands/procedures/p3c.py",
       "return float(self.alpha) * split", "return float(self.alpha)",
       [KW, "tests/test_p3c.py", "-k", "splits_alpha or pcs_small"],
-      "P3C within-group stage at alpha instead of alpha_split * alpha"),
+      "DC/P3C within-group stage at alpha instead of alpha_split * alpha"),
     M("p3c_final_reuses_data", "rands/procedures/p3c.py",
       "start = int(ctx.next_rep.max())", "start = 0",
       [KW, "tests/test_p3c.py", "-k", "twice or pcs_small"],
@@ -311,7 +311,7 @@ def _save(res: dict) -> None:
 
 
 def report(res: dict) -> str:
-    rows = [res["mutants"][m.name] | {"name": m.name} for m in MUTANTS if m.name in res["mutants"]]
+    rows = [res["mutants"][m.name] | {"name": m.name, "why": m.why} for m in MUTANTS if m.name in res["mutants"]]
     done = [r for r in rows if r["status"] in ("killed", "survived", "timeout")]
     killed = [r for r in done if r["status"] in ("killed", "timeout")]
     rate = len(killed) / len(done) if done else float("nan")

@@ -186,11 +186,11 @@ def test_no_sample_is_drawn_twice(name, params):
     assert len(np.unique(pairs, axis=0)) == len(pairs)
 
 
-def test_p3c_splits_alpha_between_groups_and_final():
-    """P3C's error split: the groups run at alpha_w = alpha_split * alpha, the final stage at
-    alpha - alpha_w (both recorded with the result)."""
+@pytest.mark.parametrize("name,params", [("p3c", {"n_clusters": 3}), ("dc", {"n_groups": 3})])
+def test_p3c_splits_alpha_between_groups_and_final(name, params):
+    """P3C's and divide and conquer's error split: the groups run at alpha_w =
+    alpha_split * alpha, the final stage at alpha - alpha_w (alpha_w recorded with the result)."""
     prob = rands.problems.make("clustered", k=12, p=3, rho=0.5, delta=1.0)
     for split in (0.3, 0.5):
-        r = rands.select(prob, "p3c", seed=1, alpha=0.05, delta=1.0, n0=10, n_clusters=3,
-                         alpha_split=split)
+        r = rands.select(prob, name, seed=1, alpha=0.05, delta=1.0, n0=10, alpha_split=split, **params)
         assert r.extras["alpha_w"] == pytest.approx(0.05 * split, rel=1e-12)
