@@ -10,10 +10,38 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def key_table(suffix: str) -> None:
+    """One row per method, one column per data set: PGS [Wilson 95%] (mean fits)."""
+    res = {}
+    for path in sorted((HERE / "results").glob(f"*{suffix}.json")):
+        r = json.loads(path.read_text())
+        if isinstance(r, dict) and "methods" in r and (suffix or r.get("regime") != "tight"):
+            res[r["dataset"]] = r
+    names = list(res)
+    print("| method | " + " | ".join(f"{n} (k={res[n]['k']}, delta={res[n]['delta']}, "
+                                      f"{res[n]['n_good']} good)" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    labels = list(dict.fromkeys(label.split(" n_iter")[0].split(" 10 trials")[0].split(" 50 trials")[0]
+                                for n in names for label in res[n]["methods"]))
+    for lab in labels:
+        cells = []
+        for n in names:
+            m = next((v for key, v in res[n]["methods"].items() if key.startswith(lab)), None)
+            cells.append("" if m is None else
+                         f"{m['pgs']:.2f} [{m['pgs_ci'][0]:.2f}, {m['pgs_ci'][1]:.2f}] ({m['mean_fits']:.0f})")
+        print(f"| {lab} | " + " | ".join(cells) + " |")
+    print()
+
+
 def main() -> None:
+    print("## Key tables: PGS [Wilson 95%] (mean fits per search), 100 macroreplications\n")
+    print("### default delta\n")
+    key_table("")
+    print("### tight delta (baselines re-scored from their recorded picks)\n")
+    key_table("_tight")
     for path in sorted((HERE / "results").glob("*.json")):
         r = json.loads(path.read_text())
-        if path.stem.endswith("_curve"):
+        if not isinstance(r, dict) or "methods" not in r:     # *_curve.json, *_halving.json
             continue
         tag = ' (tight delta; baselines re-scored from their recorded picks)' if r.get('regime') == 'tight' else ''
         print(f"### {r['dataset']}{tag}: k = {r['k']}, delta = {r['delta']}, {r['n_good']} good candidates, "

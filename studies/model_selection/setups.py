@@ -1,7 +1,9 @@
-"""The four study setups: data set, estimator, grid of 20 candidates, scoring, delta.
+"""The study setups: data set, estimator, grid (20 candidates; 100 for diabetes_knn), scoring, delta.
 
 Cheap models only (SVC and k-NN on small data, ridge): the study must fit in about
-40 CPU-minutes on a shared 2-core machine. Every candidate list is a ParameterGrid in
+40 CPU-minutes on a shared 2-core machine. diabetes_knn (k-NN regression, 100 candidates)
+has its score table built from one 50-neighbour query per fold (tables.py), which equals
+the 100 separate fits (checked against a real GridSearchCV in run.py). Every candidate list is a ParameterGrid in
 scikit-learn's order, so candidate i here is candidate i of GridSearchCV/RSSearchCV.
 """
 from __future__ import annotations
@@ -10,7 +12,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, ParameterGrid, StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -31,6 +33,10 @@ SETUPS = {
                    grid={"n_neighbors": list(range(1, 11)), "weights": ["uniform", "distance"]}),
     "diabetes": dict(load=load_diabetes, estimator=lambda: Ridge(), classifier=False, scoring="r2",
                      delta=0.01, grid={"alpha": [float(a) for a in np.logspace(-4, 1, 20)]}),
+    "diabetes_knn": dict(load=load_diabetes, estimator=lambda: KNeighborsRegressor(algorithm="brute"),
+                         classifier=False, scoring="r2", delta=0.01, knn_table=True,
+                         halving={"min_resources": 70},    # 56 training samples >= 50 neighbours
+                         grid={"n_neighbors": list(range(1, 51)), "weights": ["uniform", "distance"]}),
 }
 
 
