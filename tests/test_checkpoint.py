@@ -188,3 +188,42 @@ def test_cli_sigterm_then_resume_is_identical(tmp_path):
     resumed = json.loads(out)
     for key in ("best", "sample_sizes", "means", "total_samples"):
         assert resumed[key] == full[key], key
+
+
+def test_sigterms_during_a_checkpoint_write_wait_for_it(tmp_path, monkeypatch):
+    """Under the CLI's stop guard, SIGTERMs that arrive while the checkpoint is being written
+    (two here, from inside the write) only request a stop: the write completes, verifies, and
+    the run then stops with Interrupted at that boundary."""
+    from rands import checkpoint as ckmod
+    ck = Checkpointer(tmp_path / "c.npz", {"run": 1}, interval_s=0.0)
+    ctx = _ctx(ckpt=ck)
+    ctx.draw(np.arange(5), 4)
+    real = ckmod.np.savez
+
+    def savez_under_signals(fh, **arrays):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        real(fh, **arrays)
+
+    monkeypatch.setattr(ckmod.np, "savez", savez_under_signals)
+    with ckmod.stop_guard(ck) as guard:
+        with pytest.raises(Interrupted):
+            ck.at_boundary(ctx, {"stage": 1})          # written (due), then the stop is honoured
+            ck.at_boundary(ctx, {"stage": 2})
+    assert guard.received == 2 and ck.stop_requested
+    _, meta = ck.load_verified()
+    assert meta["scalars"]["stage"] in (1, 2)
+
+
+def test_stop_guard_without_a_checkpoint():
+    """No checkpointer: the first SIGTERM raises Interrupted (nothing to write); later ones and
+    any after the result exists (armed False) only count."""
+    from rands.checkpoint import StopGuard
+    guard = StopGuard(None)
+    with pytest.raises(Interrupted, match="no checkpoint was set"):
+        guard(signal.SIGTERM, None)
+    guard(signal.SIGTERM, None)                         # the second: counted, no exception
+    late = StopGuard(None)
+    late.armed = False
+    late(signal.SIGTERM, None)
+    assert guard.received == 2 and late.received == 1

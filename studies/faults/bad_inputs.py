@@ -38,6 +38,14 @@ SMALL = {"name": "slippage", "k": 5, "delta": 0.5}
 KN = {"name": "kn", "delta": 0.5, "n0": 10}
 
 
+#: the same script on the tree before the hang guard (commit 426633b~1, 2026-12-07)
+HISTORY = ("Before the hang guard (the tree at 426633b~1, same script): 103 tried, 99 refused clearly, "
+           "4 unclear, 0 silently accepted. Unclear: `sim_timeout` refused as not implemented (twice: "
+           "1e-09 and the hang case), a raising simulation on serial reported as `RuntimeError: ...` "
+           "without system and replication, and the first case that ran a selection went over the "
+           "30 s alarm while numba compiled its kernels in the fresh checkout (not a fault of the input).")
+
+
 class HangSlippage(rands.problems.normal.Slippage):
     """Slippage whose system 3 sleeps 10^6 s (raise: raises; nan: returns NaN) when $FAULT says."""
 
@@ -321,6 +329,7 @@ def main() -> int:
     for r in rows:
         msg = str(r["message"]).replace("|", "\\|").replace("\n", " ")[:160]
         lines.append(f"| {r['what'].replace('|', '/')} | {r['verdict']} | {r['exit']} | {r['seconds']} | {msg} |")
+    lines += ["", HISTORY]
     (HERE / "bad_inputs.md").write_text("\n".join(lines) + "\n")
     print(f"{len(rows)} tried: {counts}")
     return 0
