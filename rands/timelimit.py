@@ -2,13 +2,14 @@
 
 ``sim_timeout`` is the seconds one ``simulate`` call may run: one block on the serial
 backend, one chunk of a block on a worker (chunks are never larger than the block, so a
-limit that suits a serial run suits every backend). It is off by default. :func:`limit` sets it for this process
-(``rands.select(..., sim_timeout=...)``, ``[run] sim_timeout``; worker processes and
-MPI ranks set it from the executor's options), and :func:`simulate` runs a call under
-it with ``SIGALRM``: a call over its limit raises :class:`rands.errors.SimulationError`
-naming the system and replication that hang: a block's pairs are then simulated one at a
-time, each under max(sim_timeout, 5 s), for at most 10 s (else the block's first pair and
-its ranges are named).
+limit that suits a serial run suits every backend). It is off by default. :func:`limit`
+sets it for this process (``rands.select(..., sim_timeout=...)``, ``[run] sim_timeout``;
+worker processes and MPI ranks set it from the executor's options), and :func:`simulate`
+runs a call under it with ``SIGALRM``: a call over its limit raises
+:class:`rands.errors.SimulationError` naming the system and replication that hang (a
+block's pairs are then simulated one at a time, each under max(sim_timeout, 5 s), for at
+most 10 s; else the block's first pair and its ranges are named). A call that raises is
+reported the same way, with the pair that raises.
 
 The alarm only interrupts Python code in the main thread: a simulation stuck in
 compiled code that never returns to Python (or running in another thread) is not
