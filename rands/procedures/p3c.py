@@ -48,11 +48,13 @@ the rest) is valid but needs the base to accept an external variance estimate
 with fewer degrees of freedom, which the black-box bases do not. Splitting is
 the cheapest design that keeps any base's own guarantee intact.
 
-Measured (studies/p3c, symmetric clustered benchmark, delta = 0.5, n0 = 10): split keeps
-PCS (0.970 [0.957, 0.979], 1000 macroreps, k = 256, p = 16, rho = 0.5) where reuse does not
-(0.900 [0.861, 0.929]); at k = 1024 DC/P3C-split reaches 2.3x (p = 16) and 3.5x (p = 32) at
-rho = 0.99, 1.9x / 2.6x at rho = 0.9 with pilot = 10, none at rho = 0.5; the reduction grows
-like p^0.6, not p, and starts only once p approaches sqrt(k).
+Measured (studies/p3c/README.md, issue 16 review; symmetric clustered benchmark, KN,
+n0 = 10, 20 macroreps a cell): DC/P3C at delta = 0.1, p = 4/8/16: k = 1024: 3.0/4.6/7.4
+(rho 0.9), 3.4/5.9/10.4 (0.95), 4.2/9.2/13.9 (0.99); k = 4096: 2.6/3.4/5.1, 2.6/3.9/6.2,
+3.1/6.5/10.3; against DC with n0 = 30 (k = 1024) about half of that (3.9 at p = 16,
+rho = 0.9), since DC gains from a larger first stage too. At delta = 0.5 the n0 floor
+dominates and the ratio stays below 2.6. PCS 0.973 [0.961, 0.981] over 1000 macroreps
+at k = 256, p = 64, rho = 0.3, pilot 3 (ARI 0.008); 0.969 at p = 16, rho = 0.3.
 
 Big groups: KN holds a pairwise S^2 matrix, (group size)^2 entries. Groups
 larger than ``max_pairwise`` run with ``large_base`` (default "kt", knockout

@@ -45,3 +45,9 @@ nice -n 10 python studies/p3c/run_study.py grid --k 16384 --reps 3 --ps 128 --rh
 nice -n 10 python studies/p3c/run_study.py pcs --reps 300 --n0s 10 --methods dc --tag dc300
 # -> pcs_dc1000.json (started 2026-11-26 16:45 UTC, 119 s): DC at the hardest setting with 1000 macroreps
 nice -n 5 python studies/p3c/run_study.py pcs --reps 1000 --n0s 10 --methods dc --tag dc1000
+
+# issue 16 review (regime.py, resumable JSON lines; the chains that ran: run_chain_g.sh, run_chain_h.sh)
+nice -n 19 python studies/p3c/regime.py budget --reps 50 --out budget_ocba
+studies/p3c/run_chain_g.sh "$(date -d '14:25' +%s)"
+studies/p3c/run_chain_h.sh "$(date -d '14:25' +%s)"
+python studies/p3c/regime_report.py
