@@ -122,7 +122,7 @@ def pcs_test():
 
 # --------------------------------------------------------------------------- Slurm
 @pytest.fixture(scope="session")
-def slurm_cluster():
+def slurm_cluster(request):
     """A private one-node Slurm (tests/slurm_cluster.py), started once per session; skips
     with the reason when Slurm is not installed. At the end it must leave no job and no
     process behind."""
@@ -136,6 +136,9 @@ def slurm_cluster():
     finally:
         left = cluster.stop()
     assert not left, f"the private Slurm left work behind: {left} (logs in {cluster.log})"
+    if request.session.testsfailed:
+        print(f"\nthe private Slurm's logs are kept in {cluster.log}")
+        return
     import shutil
     shutil.rmtree(cluster.root, ignore_errors=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -311,6 +312,39 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP
                     return info
             time.sleep(0.25)
         raise TimeoutError(f"job {jobid} still in the queue after {timeout:.0f} s: {self.job(jobid)}")
+
+    def wait_steps_gone(self, jobid: str, timeout: float = 60.0) -> None:
+        """Wait until no slurmstepd of job ``jobid`` is alive. They can outlive the job's end
+        by seconds, and a requeued job reuses its step ids: a new step started beside the old
+        daemon loses its socket when that one exits (signals then no longer reach it)."""
+        mark = f"slurmstepd: [{jobid}.".encode()
+        deadline = time.time() + timeout
+        while True:
+            alive = []
+            for entry in os.listdir("/proc"):
+                try:
+                    if entry.isdigit() and Path(f"/proc/{entry}/cmdline").read_bytes().startswith(mark):
+                        alive.append(int(entry))
+                except OSError:
+                    continue
+            alive = [pid for pid in alive if _alive(pid)]
+            if not alive:
+                return
+            if time.time() > deadline:
+                raise TimeoutError(f"slurmstepd of job {jobid} still alive after {timeout:.0f} s: {alive}")
+            time.sleep(0.2)
+
+    def log_lines(self, jobid: str, n: int = 40) -> str:
+        """The last ``n`` lines of the daemons' logs that name job ``jobid`` (for failure messages)."""
+        lines = []
+        for name in ("slurmctld.log", "slurmd.log"):
+            try:
+                text = (self.log / name).read_text(errors="replace")
+            except OSError:
+                continue
+            lines += [f"{name}: {line}" for line in text.splitlines()
+                      if re.search(rf"\b(JobId=|job|StepId=){jobid}\b", line)]
+        return "\n".join(lines[-n:])
 
     def array_states(self, jobid: str) -> dict[str, tuple[str, str]]:
         """task id -> (state, exit code) for every task of array job ``jobid``."""

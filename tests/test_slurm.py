@@ -157,7 +157,7 @@ def _wait_for(slurm, job: str, predicate, timeout: float, what: str, folder: Pat
             if predicate():
                 return
             raise AssertionError(f"job {job} ended before {what}: {slurm.job(job)}\n"
-                                 f"{_job_output(folder, job)}")
+                                 f"{_job_output(folder, job)}\n{slurm.log_lines(job)}")
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {slurm.job(job)}\n"
                          f"{_job_output(folder, job)}")
@@ -203,6 +203,7 @@ def test_time_limit_signal_then_requeue_scancel_then_resubmit(slurm, tmp_path, p
 
     phases["job 1 interrupted"] = time.time() - t0
     mtime = ckpt.stat().st_mtime
+    slurm.wait_steps_gone(job1)                  # the requeued job reuses step ids 0 and batch
     slurm.cmd("scontrol", "requeue", job1)
     # the documented limit again (no second warning), and no requeue delay
     slurm.cmd("scontrol", "update", f"JobId={job1}", "TimeLimit=04:00:00", "StartTime=now")
