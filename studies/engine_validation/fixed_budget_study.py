@@ -125,7 +125,8 @@ def plot(rows, path):
             y = np.array([p[1] for p in pts])
             lo = np.array([p[2][0] for p in pts])
             hi = np.array([p[2][1] for p in pts])
-            ax.errorbar(x, y, yerr=[y - lo, hi - y], marker="o", capsize=3, label=name)
+            ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], marker="o",
+                        capsize=3, label=name)
         ax.set_xscale("log", base=2 if part == "A" else 10)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("PCS")
