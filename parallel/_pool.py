@@ -128,16 +128,21 @@ class PoolExecutor:
         systems = np.ascontiguousarray(systems, dtype=np.int64)
         reps = np.ascontiguousarray(reps, dtype=np.int64)
         m = systems.shape[0]
-        out = np.empty(m, dtype=np.float64)
-        if m == 0:
-            return out
-        head = self._probe_head(systems, reps, out) if self._cost != self._cost else 0
+        out, head = None, 0
+        if m and self._cost != self._cost:
+            out = np.empty(m, dtype=np.float64)
+            head = self._probe_head(systems, reps, out)
         if head == m:
-            return out
+            return np.empty(0) if out is None else out
         bounds = self._plan_chunks(m - head)
-        if bounds is None:   # cheap block: simulate here, no messages
-            out[head:] = self._run_local(Job(0, "sim", systems=systems[head:], reps=reps[head:]))
+        if bounds is None:   # cheap block: simulate here, no messages (and no copy)
+            rest = self._run_local(Job(0, "sim", systems=systems[head:], reps=reps[head:]))
+            if out is None:
+                return rest
+            out[head:] = rest
             return out
+        if out is None:
+            out = np.empty(m, dtype=np.float64)
         jobs = []
         for j in range(len(bounds) - 1):
             lo, hi = head + bounds[j], head + bounds[j + 1]

@@ -340,7 +340,9 @@ def stop_guard(checkpointer: "Checkpointer | None") -> Iterator[StopGuard]:
     try:
         yield guard
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # after a SIGTERM the process is on its way out (exit code 3): a later one must not kill
+        # it between here and the exit (default action) any more than inside
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if guard.received else previous)
 
 
 __all__ = ["Checkpointer", "CheckpointDamaged", "FORMAT", "digest", "StopGuard", "stop_guard"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import timelimit
 from .errors import SimulationError
-from .sampling import run_group_task
+from .sampling import first_non_finite, run_group_task
 
 
 def locate_failure(problem, streams, systems: np.ndarray, reps: np.ndarray,
@@ -53,9 +53,8 @@ def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray):
     if values.shape != systems.shape:
         return ("err", f"simulation returned shape {values.shape}, expected {systems.shape}",
                 int(systems[0]), int(reps[0]))
-    bad = ~np.isfinite(values)
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
+    j = first_non_finite(values)
+    if j >= 0:
         return ("err", f"simulation returned non-finite value {values[j]}", int(systems[j]), int(reps[j]))
     return ("ok", values, busy)
 

@@ -536,12 +536,20 @@ def check_values(values: np.ndarray, sys_global: np.ndarray, reps: np.ndarray) -
     if values.shape != (m,):
         raise SimulationError(f"simulation returned shape {values.shape}, expected ({m},)",
                               system=int(sys_global[0]), replication=int(reps[0]))
-    bad = ~np.isfinite(values)
-    if bad.any():
-        j = int(np.flatnonzero(bad)[0])
+    j = first_non_finite(values)
+    if j >= 0:
         raise SimulationError(f"simulation returned non-finite value {values[j]}",
                               system=int(sys_global[j]), replication=int(reps[j]))
     return values
+
+
+@numba.njit(cache=True)
+def first_non_finite(values) -> int:
+    """Index of the first NaN or infinite value (-1 if none): one pass, no temporaries."""
+    for j in range(values.shape[0]):
+        if not np.isfinite(values[j]):
+            return j
+    return -1
 
 
 @numba.njit(cache=True)
