@@ -190,6 +190,8 @@ class SamplingContext:
         self.trace: list[dict] = []
         self.checkpointer = checkpointer
         self.progress = progress
+        #: a progress bar (not only the result's contention record) reads estimates of what is left
+        self.wants_estimates = getattr(progress, "inner", progress) is not None
         self._progress_kw = _accepts_keywords(progress)
         self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.restored: dict | None = None
@@ -500,6 +502,7 @@ class SamplingContext:
                               next_rep=self.stats.next_rep[local],
                               progress=forward if self.progress is not None else None)
         sub.trace = self.trace
+        sub.wants_estimates = self.wants_estimates
         if stats is not None:
             sub.restore_stats(stats)
         return sub

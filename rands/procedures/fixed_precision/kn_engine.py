@@ -109,7 +109,7 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
     rows = (np.concatenate([np.asarray(g, dtype=np.int64) for g in groups]) if groups
             else np.zeros(0, dtype=np.int64))
     match_of = np.repeat(np.arange(sizes.shape[0]), sizes)
-    if ctx.progress is not None:         # the bar's first total: the first stage
+    if ctx.wants_estimates:         # the bar's first total: the first stage
         ctx.report_progress(remaining=int(rows.shape[0]) * n0)
     if crn:
         base = np.maximum.reduceat(ctx.next_rep[rows], ptr[:-1]) if rows.size else ptr[:-1].copy()
@@ -146,7 +146,7 @@ def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | Non
     coef_all = m.h2 / (2.0 * delta) * inv_nu
     match_of = np.repeat(np.arange(m.n_matches), np.diff(m.ptr))
     crn = bool(m.base.shape[0] and m.base[0] >= 0)
-    if ctx.progress is not None:         # the first estimate, from the first-stage variances
+    if ctx.wants_estimates:         # the first estimate, from the first-stage variances
         ctx.report_progress(remaining=kn_remaining(m, delta, n0))
     while True:
         open_m = np.flatnonzero(m.open)
@@ -196,7 +196,7 @@ def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | Non
         m.winner[open_m[fin]] = act[gptr[fin] + gwin[fin]] - m.ptr[open_m[fin]]
         policy.observe(eliminated=int(n_elim), stages=max(L, 1))
         contention = int(m.alive[m.open[match_of]].sum()) + int((~m.open).sum())
-        if ctx.progress is not None:     # with the running estimate of what is left (for the bar)
+        if ctx.wants_estimates:     # with the running estimate of what is left (for the bar)
             ctx.report_progress(contention=contention, remaining=kn_remaining(m, delta, n0))
         else:
             ctx.report_progress(contention=contention)
@@ -298,12 +298,12 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
     guess = sizes * 8.0 * kn["n0"] * (cost if cost == cost else 1e-3)   # seconds per match
     scale = 1.0
     # waves only where someone looks between them (a checkpoint or a bar); else one wave, no barrier
-    wave_s = WAVE_S if save is not None or ctx.progress is not None else np.inf
+    wave_s = WAVE_S if save is not None or ctx.wants_estimates else np.inf
     todo = np.flatnonzero(winners < 0)
     spent, shipped = 0, 0       # samples and systems of the matches decided here (for the bar)
 
     def report() -> None:
-        if ctx.progress is not None:    # the rest at the samples per system seen so far
+        if ctx.wants_estimates:    # the rest at the samples per system seen so far
             per = spent / shipped if shipped else float(kn["n0"])
             ctx.report_progress(contention=int(sizes[todo].sum()) + len(groups) - todo.size,
                                 remaining=int(per * sizes[todo].sum()))
