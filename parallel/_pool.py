@@ -192,6 +192,12 @@ class PoolExecutor:
             self._cost = (self._local_busy - busy0) / done
         return float(self._cost)
 
+    def ships(self, m: int) -> bool:
+        """Whether a block of m samples would go to the workers (False: the coordinator runs it)."""
+        known = self._cost == self._cost
+        return bool(self.n_remote) and not (known and (m * self._cost < self.local_threshold_s
+                                                        or self._cost < self.min_ship_cost_s))
+
     def cost_per_sample(self) -> float:
         """Measured seconds per sample (exponential average over blocks; nan while unknown)."""
         return float(self._cost)
@@ -269,11 +275,9 @@ class PoolExecutor:
         finish waits at most one small chunk. With an unknown cost (first block
         after a bind) the floor is m / (64 P) samples.
         """
-        if self.n_remote == 0:
-            return None
-        known = self._cost == self._cost
-        if known and (m * self._cost < self.local_threshold_s or self._cost < self.min_ship_cost_s):
+        if not self.ships(m):
             return None    # cheaper here than the messages (a sample costs less than moving it)
+        known = self._cost == self._cost
         p = self.n_remote + (1 if self.coordinator_simulates else 0)
         if known:
             floor = max(1, int(math.ceil(self.min_chunk_s / max(self._cost, 1e-12))))

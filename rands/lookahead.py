@@ -37,7 +37,8 @@ class LookaheadPolicy:
         self.ctx = ctx
         self._fixed = math.nan       # seconds of non-simulation work per block (EMA)
         self._elim = math.nan        # eliminations per stage (EMA)
-        self._t_s = math.nan         # seconds per simulated sample in blocks (EMA)
+        self._t_s = math.nan         # wall seconds per simulated sample in blocks (EMA)
+        self._idle = math.nan        # wall seconds per block the workers wait at its barrier (EMA)
         self._t_block = 0.0
         self._t_draw = 0.0
 
@@ -61,7 +62,10 @@ class LookaheadPolicy:
         if not t_s == t_s or t_s <= 0:
             return 1
         fixed = self._fixed if self._fixed == self._fixed else 1e-3 + 1e-9 * pair_work
-        fixed += t_s * max(0, getattr(self.ctx.executor, "n_workers", 1) - 1)  # imbalance at a barrier
+        if self._idle == self._idle:      # measured: the workers' wait at each block's barrier
+            fixed += self._idle
+        else:                             # guess: about one sample per extra worker
+            fixed += t_s * max(0, getattr(self.ctx.executor, "n_workers", 1) - 1)
         elim = self._elim if self._elim == self._elim else max(1.0, 0.01 * rows)
         L = math.sqrt(2.0 * fixed / (max(elim, ELIM_FLOOR) * t_s))
         # in large groups the candidate pairs of a block grow faster than L (measured: 32 is best
@@ -70,11 +74,25 @@ class LookaheadPolicy:
         return int(min(cap, max(1.0, L)))
 
     def drew(self, seconds: float, samples: int) -> None:
-        """The block's draw took ``seconds`` for ``samples`` samples."""
+        """The block's draw took ``seconds`` for ``samples`` samples.
+
+        With p > 1 workers and a measured c seconds of work per sample, the draw would take
+        samples c / p if the workers were never idle; the rest is the barrier's idle time,
+        a fixed cost per block that longer blocks spread (small blocks of few survivors
+        leave workers waiting). The waste term uses the ideal wall time per sample, c / p."""
         self._t_draw += seconds
-        if samples > 0:
-            t = seconds / samples
-            self._t_s = t if self._t_s != self._t_s else 0.5 * self._t_s + 0.5 * t
+        if samples <= 0:
+            return
+        t = seconds / samples
+        c = self.ctx.cost_per_sample()
+        ships = getattr(self.ctx.executor, "ships", None)     # blocks run on the workers?
+        p = max(1, int(getattr(self.ctx.executor, "n_workers", 1))) if ships and ships(samples) else 1
+        if p > 1 and c == c and c > 0:
+            ideal = min(seconds, samples * c / p)
+            idle = seconds - ideal
+            self._idle = idle if self._idle != self._idle else 0.5 * self._idle + 0.5 * idle
+            t = ideal / samples
+        self._t_s = t if self._t_s != self._t_s else 0.5 * self._t_s + 0.5 * t
 
     def observe(self, *, eliminated: int, stages: int) -> None:
         """Update the estimates after a block of ``stages`` stages."""
