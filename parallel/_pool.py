@@ -300,7 +300,9 @@ class PoolExecutor:
 
     def _run_local(self, job: Job):
         if job.kind == "sim":
-            reply = run_sim_job(self._problem, self.streams, job.systems, job.reps)
+            # a coordinator that is no rank leaves the NaN scan to the sampling context's check
+            reply = run_sim_job(self._problem, self.streams, job.systems, job.reps,
+                                check=self._counts_coordinator())
         else:
             reply = run_group_job(self._problem, self.streams, job.fn, job.task)
         if reply[0] == "err":

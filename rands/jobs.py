@@ -36,8 +36,11 @@ def locate_failure(problem, streams, systems: np.ndarray, reps: np.ndarray,
     return None
 
 
-def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray):
-    """Simulate one chunk. Returns ("ok", values, busy) or ("err", message, system, replication)."""
+def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray, check: bool = True):
+    """Simulate one chunk. Returns ("ok", values, busy) or ("err", message, system, replication).
+
+    ``check=False`` skips the scan for NaN and infinite values, for a caller whose sampling
+    context scans the block anyway (the processes backend's coordinator)."""
     t0 = time.perf_counter()
     try:
         values = np.ascontiguousarray(timelimit.simulate(problem, systems, reps, streams),
@@ -53,7 +56,7 @@ def run_sim_job(problem, streams, systems: np.ndarray, reps: np.ndarray):
     if values.shape != systems.shape:
         return ("err", f"simulation returned shape {values.shape}, expected {systems.shape}",
                 int(systems[0]), int(reps[0]))
-    j = first_non_finite(values)
+    j = first_non_finite(values) if check else -1
     if j >= 0:
         return ("err", f"simulation returned non-finite value {values[j]}", int(systems[j]), int(reps[j]))
     return ("ok", values, busy)
