@@ -93,18 +93,7 @@ def test_stop_request_and_interval(tmp_path):
         callable(signal.getsignal(signal.SIGTERM))
 
 
-class StopAt(Checkpointer):
-    """Requests a stop at the n-th boundary (a simulated SIGTERM between stages)."""
-
-    def __init__(self, *a, stop_at: int, **kw):
-        super().__init__(*a, **kw)
-        self.stop_at, self.seen = stop_at, 0
-
-    def at_boundary(self, ctx, state, force=False):
-        self.seen += 1
-        if self.seen == self.stop_at:
-            self.request_stop()
-        super().at_boundary(ctx, state, force)
+from stopping import StopAt  # noqa: E402  (a simulated SIGTERM between stages)
 
 
 def _spec(name):

@@ -176,16 +176,7 @@ def test_checkpoint_resume_identical(tmp_path, stop_at, budget):
     from rands.checkpoint import Checkpointer
     from rands.errors import Interrupted
 
-    class StopAt(Checkpointer):
-        def __init__(self, *a, stop_at, **kw):
-            super().__init__(*a, **kw)
-            self.stop_at, self.seen = stop_at, 0
-
-        def at_boundary(self, ctx, state, force=False):
-            self.seen += 1
-            if self.seen == self.stop_at:
-                self.request_stop()
-            super().at_boundary(ctx, state, force)
+    from stopping import StopAt
 
     prob = clustered(k=128, p=4, rho=0.9)
     kw = dict(n0=10, n_clusters=4) if budget else dict(KW, n_clusters=4)

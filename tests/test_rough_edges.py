@@ -44,18 +44,7 @@ def test_unknown_problem_parameter_lists_the_valid_ones(name, bad, valid):
     assert f"unknown parameter(s) ['{bad}'] for problem '{name}'; valid: {valid}" == str(exc.value)
 
 
-class _StopAt(Checkpointer):
-    """Requests a stop at the n-th boundary (a SIGTERM arriving between two waves)."""
-
-    def __init__(self, *a, stop_at: int, **kw):
-        super().__init__(*a, **kw)
-        self.stop_at, self.seen = stop_at, 0
-
-    def at_boundary(self, ctx, state, force=False):
-        self.seen += 1
-        if self.seen == self.stop_at:
-            self.request_stop()
-        super().at_boundary(ctx, state, force)
+from stopping import StopAt as _StopAt  # noqa: E402  (a SIGTERM between two waves)
 
 
 def test_kt_shipped_round_stops_between_waves_and_resumes_identically(tmp_path, monkeypatch):
