@@ -10,7 +10,6 @@ problems so that accepted cases finish in milliseconds.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import signal
@@ -21,6 +20,7 @@ import pytest
 import rands
 from rands import cli
 from rands.params import Interval
+from tomlio import render
 
 N_CASES = 600
 SEED = 15
@@ -49,31 +49,6 @@ WRONG_TYPES = ["abc", "", True, False, [1, 2], [], {"a": 1}, 1.5, -7, 0, math.na
 
 class _CaseTimeout(BaseException):
     pass
-
-
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == math.inf else "-inf" if v == -math.inf else repr(v))
-    if isinstance(v, (int, str)):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
-    raise TypeError(v)
-
-
-def _render(tables: dict) -> str:
-    out = []
-    for name, table in tables.items():
-        if isinstance(table, dict):
-            out.append(f"[{name}]")
-            out += [f"{k} = {_toml(v)}" for k, v in table.items()]
-        else:
-            out.insert(0, f"{name} = {_toml(table)}")
-    return "\n".join(out) + "\n"
 
 
 def _table_values(constraints) -> list:
@@ -114,26 +89,26 @@ def make_case(rng: random.Random, i: int, tmp: Path) -> tuple[str, bytes, list[s
                            "unknown_key", "duplicate"])
         if kind == "binary":
             return kind, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))), []
-        text = _render(tables)
+        text = render(tables)
         if kind == "truncated":
             return kind, text[: rng.randrange(1, len(text))].encode() + b"[", []
         if kind == "run_not_table":
             tables.pop("run")
-            return kind, (_render(tables) + "run = 5\n").encode(), ["run"]
+            return kind, (render(tables) + "run = 5\n").encode(), ["run"]
         if kind == "name_type":
             section = rng.choice(["problem", "procedure"])
             tables[section]["name"] = rng.choice([5, True, [1], {"a": 1}, "nope"])
-            return kind, _render(tables).encode(), [section]
+            return kind, render(tables).encode(), [section]
         if kind == "no_problem":
             tables.pop("problem")
-            return kind, _render(tables).encode(), ["problem"]
+            return kind, render(tables).encode(), ["problem"]
         if kind == "extra_table":
             tables["extra"] = {"x": 1}
-            return kind, _render(tables).encode(), ["extra"]
+            return kind, render(tables).encode(), ["extra"]
         if kind == "unknown_key":
             section = rng.choice(["problem", "procedure", "run"])
             tables[section]["no_such_key"] = 1
-            return kind, _render(tables).encode(), ["no_such_key"]
+            return kind, render(tables).encode(), ["no_such_key"]
         return kind, (text + "[run]\nseed = 2\n").encode(), []        # duplicate table
     keys = []
     for _ in range(1 if rng.random() < 0.8 else rng.randrange(2, 4)):
@@ -155,7 +130,7 @@ def make_case(rng: random.Random, i: int, tmp: Path) -> tuple[str, bytes, list[s
             value = value.replace("\u0000", "")            # TOML strings cannot hold NUL
         tables[section][key] = value
         keys.append(key)
-    return "value", _render(tables).encode(), keys
+    return "value", render(tables).encode(), keys
 
 
 def _alarm(signum, frame):  # noqa: ARG001
@@ -166,7 +141,7 @@ def test_config_fuzz(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)                         # relative paths in the cases land here
     for j, (problem, procedure) in enumerate(BASES):    # warm up (numba compiles) outside the alarm
         cfg = tmp_path / f"base{j}.toml"
-        cfg.write_text(_render({"problem": problem, "procedure": procedure, "run": RUN_BASE}))
+        cfg.write_text(render({"problem": problem, "procedure": procedure, "run": RUN_BASE}))
         assert cli.main(["run", str(cfg)]) == 0, capsys.readouterr().err
     capsys.readouterr()
     rng = random.Random(SEED)

@@ -24,6 +24,7 @@ import rands
 from rands import cli, preflight
 from rands.checkpoint import Checkpointer, CheckpointDamaged, digest
 from rands.errors import Interrupted, ParameterError
+from tomlio import render
 
 HAVE_MPI = shutil.which("mpiexec") is not None
 try:
@@ -33,26 +34,8 @@ except ImportError:  # pragma: no cover
     HAVE_MPI = False
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == np.inf else "-inf" if v == -np.inf else repr(v))
-    if isinstance(v, (int, str)):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(v)
-
-
 def write_config(path: Path, problem: dict, procedure: dict, run: dict | None = None) -> Path:
-    lines = []
-    for name, table in (("problem", problem), ("procedure", procedure), ("run", run or {})):
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(render({"problem": problem, "procedure": procedure, "run": run or {}}))
     return path
 
 
