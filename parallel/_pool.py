@@ -161,18 +161,11 @@ class PoolExecutor:
         Returns how many samples of the block are done."""
         if self.n_remote == 0:
             return 0
-        m = systems.shape[0]
-        limit = max(1, m // 4)
-        done, size, busy0 = 0, 1, self._local_busy
-        while done < limit and self._local_busy - busy0 < self.local_threshold_s:
-            size = min(size, limit - done)
-            sl = slice(done, done + size)
+
+        def run(lo: int, size: int) -> None:
+            sl = slice(lo, lo + size)
             out[sl] = self._run_local(Job(0, "sim", systems=systems[sl], reps=reps[sl]))
-            done += size
-            size *= 2
-        if done:
-            self._cost = (self._local_busy - busy0) / done
-        return done
+        return self._timed_doubling(run, max(1, systems.shape[0] // 4))
 
     def probe_cost(self, system: int, rep: int) -> float:
         """Seconds per sample, measured here when unknown: samples of ``system`` from
@@ -180,17 +173,25 @@ class PoolExecutor:
         when a sample costs more). Their values are discarded; sample values depend only on
         (seed, system, replication), so no result changes. Used to decide, before any block
         was drawn, whether whole groups are worth shipping to the workers."""
-        if self._cost == self._cost:
-            return float(self._cost)
+        if self._cost != self._cost:
+            def run(lo: int, size: int) -> None:
+                self._run_local(Job(0, "sim", systems=np.full(size, system, dtype=np.int64),
+                                    reps=np.arange(rep + lo, rep + lo + size, dtype=np.int64)))
+            self._timed_doubling(run, 1 << 20)
+        return float(self._cost)
+
+    def _timed_doubling(self, run: Callable[[int, int], None], limit: int) -> int:
+        """Call run(done, size) here with sizes 1, 2, 4, ... until ``local_threshold_s`` of
+        work or ``limit`` samples; sets the cost per sample from the time. Returns the count."""
         done, size, busy0 = 0, 1, self._local_busy
-        while self._local_busy - busy0 < self.local_threshold_s and done < 1 << 20:
-            reps = np.arange(rep + done, rep + done + size, dtype=np.int64)
-            self._run_local(Job(0, "sim", systems=np.full(size, system, dtype=np.int64), reps=reps))
+        while done < limit and self._local_busy - busy0 < self.local_threshold_s:
+            size = min(size, limit - done)
+            run(done, size)
             done += size
             size *= 2
         if done:
             self._cost = (self._local_busy - busy0) / done
-        return float(self._cost)
+        return done
 
     def ships(self, m: int) -> bool:
         """Whether a block of m samples would go to the workers (False: the coordinator runs it)."""

@@ -73,21 +73,10 @@ def ocba_increment(means: np.ndarray, sds: np.ndarray, n: np.ndarray, delta: int
     base = np.floor(add).astype(np.int64)
     rest = int(delta - base.sum())
     if rest > 0:     # only the active systems have fractional parts
-        base[idx[_top_first(add[idx] - base[idx], rest)]] += 1
+        base[idx[_top_first_nb(add[idx] - base[idx], rest)]] += 1
     elif rest < 0:   # floating error: remove from the largest
-        base[_top_first(base.astype(np.float64), -rest)] -= 1
+        base[_top_first_nb(base.astype(np.float64), -rest)] -= 1
     return base
-
-
-def _top_first(x: np.ndarray, m: int) -> np.ndarray:
-    """Indices of the m largest values of x, lowest index first among equal values (O(k))."""
-    m = min(int(m), x.shape[0])
-    if m <= 0:
-        return np.zeros(0, dtype=np.int64)
-    t = np.partition(x, x.shape[0] - m)[x.shape[0] - m]    # the m-th largest value
-    above = np.flatnonzero(x > t)
-    ties = np.flatnonzero(x == t)[: m - above.shape[0]]
-    return np.concatenate([above, ties])
 
 
 @numba.njit(cache=True)
@@ -209,8 +198,8 @@ def _ocba_allocate(n, mean, sd, delta, work):
 
 @numba.njit(cache=True)
 def _top_first_nb(x, m):
-    """Compiled :func:`_top_first`: the m largest of x, lowest index first among equal
-    values, in O(len(x)) (a selection, not a sort: the same set a stable argsort gives)."""
+    """Indices of the m largest values of x, lowest index first among equal values, in
+    O(len(x)) (a selection, not a sort: the same set a stable argsort gives)."""
     size = x.shape[0]
     m = min(m, size)
     out = np.empty(max(m, 0), dtype=np.int64)
