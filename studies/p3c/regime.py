@@ -38,17 +38,20 @@ OUT = os.path.join(HERE, "results")
 ALPHA, N0 = 0.05, 10
 
 
+def read_rows(path: str):
+    """The complete JSON rows of a results file (a line cut by an interrupted run is skipped)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        for line in f:
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
 def _done(path: str) -> set:
-    keys = set()
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                keys.add(tuple(r["key"]))
-    return keys
+    return {tuple(r["key"]) for r in read_rows(path)}
 
 
 def _breakdown(prob, r) -> dict:

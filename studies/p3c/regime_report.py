@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from regime import read_rows
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RES = os.path.join(HERE, "results")
 KS, PS, RHOS, DELTAS = (1024, 4096), (4, 8, 16, 32), (0.5, 0.9, 0.95, 0.99), (0.5, 0.2, 0.1)
@@ -20,24 +22,16 @@ def _load(*names) -> dict:
     out = collections.defaultdict(list)
     seen = set()
     for nm in names:
-        path = os.path.join(RES, nm + ".jsonl")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                meth, *rest = r["key"]
-                if nm.startswith("regime_k") and meth == "p3c":
-                    meth = "p3c-ac0922e"            # the P3C before n0_auto
-                elif (nm.startswith("regime2") or nm.startswith("rho0_")) and meth == "p3c":
-                    meth = "p3c-cap0.1"             # n0_auto with the old pilot cap
-                if (meth, *rest) in seen:
-                    continue
-                seen.add((meth, *rest))
-                out[(meth, *rest[:-1])].append(r)
+        for r in read_rows(os.path.join(RES, nm + ".jsonl")):
+            meth, *rest = r["key"]
+            if nm.startswith("regime_k") and meth == "p3c":
+                meth = "p3c-ac0922e"            # the P3C before n0_auto
+            elif (nm.startswith("regime2") or nm.startswith("rho0_")) and meth == "p3c":
+                meth = "p3c-cap0.1"             # n0_auto with the old pilot cap
+            if (meth, *rest) in seen:
+                continue
+            seen.add((meth, *rest))
+            out[(meth, *rest[:-1])].append(r)
     return out
 
 
