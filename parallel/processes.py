@@ -118,8 +118,12 @@ class ProcessExecutor(PoolExecutor):
         super().__init__(workers, coordinator_simulates=False, **options)
         self.liveness_s = float(liveness_s)
         ctx = mp.get_context(start_method)
+        t0 = time.perf_counter()
         if start_method == "forkserver":
-            ctx.set_forkserver_preload(["numpy", "rands", "rands.problems.normal", "rands.parallel._pool"])
+            preload = ["numpy", "rands", "rands.problems.normal", "rands.parallel._pool"]
+            ctx.set_forkserver_preload(preload + (["rands.parallel._forkserver_warm"] if warm else []))
+            from multiprocessing import forkserver
+            forkserver.ensure_running()   # it loads the kernels while this process loads its own
         self._results = ctx.Queue()
         self._tasks = [ctx.Queue() for _ in range(workers)]
         for q in self._tasks:     # never block interpreter exit flushing to a dead worker
@@ -129,16 +133,25 @@ class ProcessExecutor(PoolExecutor):
                                          self.sim_timeout),
                                    daemon=True, name=f"rands-worker-{w + 1}")
                        for w in range(workers)]
-        t0 = time.perf_counter()
+        # a forkserver child starts with the forkserver's kernels, so it is started after this
+        # process has loaded its own (meanwhile the forkserver loads them); spawned workers load
+        # their own, so they start first
+        forked = start_method == "forkserver"
+        if not forked:
+            self._start_workers()
+        self.coordinator_warmup_s = 0.0
+        if warm:     # this process runs the procedures
+            from rands.warmup import warm_kernels
+            self.coordinator_warmup_s = warm_kernels()
+        if forked:
+            self._start_workers()
+        self._await_ready()
+        self.startup_s = time.perf_counter() - t0
+
+    def _start_workers(self) -> None:
         for p in self._procs:
             p.start()
         atexit.register(self.close)
-        self.coordinator_warmup_s = 0.0
-        if warm:     # this process runs the procedures: load its kernels while the workers load theirs
-            from rands.warmup import warm_kernels
-            self.coordinator_warmup_s = warm_kernels()
-        self._await_ready()
-        self.startup_s = time.perf_counter() - t0
 
     def _await_ready(self) -> None:
         """Wait until every worker has loaded the compiled kernels (start-up, not selection time)."""
