@@ -6,8 +6,9 @@ Every case is run ``--reps`` times; each run is followed at once by numpy drawin
 number of normals (``np.random.default_rng(r).standard_normal(n)``, n = the samples the run
 used), so rands and its floor are measured interleaved under the same load. The ratio of a
 repetition is rands' wall clock over numpy's; the table gives the median and the range.
-"Processes vs serial" interleaves a serial run and a run on 2 worker processes (executor
-started once, outside the timing, its start-up reported). Numba kernels are compiled and
+"Processes vs serial" interleaves a serial run and a run on 2 worker processes, in
+alternating order, ``--parallel-reps`` pairs (executor started once, outside the timing,
+its start-up reported). Numba kernels are compiled and
 loaded by a warm-up selection on a small problem first (not timed). The load average
 before and after is recorded: measure on a quiet machine.
 
@@ -109,8 +110,16 @@ def parallel_rows(cases: list[str], reps: int, workers: int) -> tuple[list[dict]
             k, name, params, _ = SERIAL_CASES[case]
             runs = []
             for r in range(reps):
-                ws, rs = _timed_select(k, name, params, seed=(2026, r))
-                wp, rp = _timed_select(k, name, params, seed=(2026, r), executor=ex)
+                # the order alternates, so a first-run advantage (caches, memory the
+                # allocator has just returned) does not always go to the same side
+                serial = lambda: _timed_select(k, name, params, seed=(2026, r))  # noqa: E731
+                pool = lambda: _timed_select(k, name, params, seed=(2026, r), executor=ex)  # noqa: E731
+                if r % 2 == 0:
+                    ws, rs = serial()
+                    wp, rp = pool()
+                else:
+                    wp, rp = pool()
+                    ws, rs = serial()
                 runs.append({"serial_s": ws, "processes_s": wp, "ratio": wp / ws,
                              "same_best_and_samples": bool(rs.best == rp.best and np.array_equal(
                                  rs.sample_sizes, rp.sample_sizes)),
@@ -156,6 +165,8 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(SERIAL_CASES))
     ap.add_argument("--parallel-cases", default=",".join(PARALLEL_CASES))
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--parallel-reps", type=int, default=5,
+                    help="serial/processes pairs per case (odd: the median is one pair)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/results/core.json")
     args = ap.parse_args()
@@ -167,7 +178,7 @@ def main() -> int:
     data["serial"] = serial_rows([c for c in args.cases.split(",") if c], args.reps)
     pcases = [c for c in args.parallel_cases.split(",") if c]
     if pcases:
-        data["parallel"], data["processes_startup_s"] = parallel_rows(pcases, args.reps, args.workers)
+        data["parallel"], data["processes_startup_s"] = parallel_rows(pcases, args.parallel_reps, args.workers)
     data["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
