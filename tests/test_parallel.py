@@ -1,6 +1,7 @@
 """rands.parallel: bit-identical results on every backend, scheduling, faults without hangs."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -164,6 +165,24 @@ def test_map_groups_lpt_keeps_task_order(pool):
     assert [r for r, _ in par] == [r for r, _ in seq]
     for (_, a), (_, b) in zip(par, seq):
         assert np.array_equal(a["sums"], b["sums"]) and np.array_equal(a["n"], b["n"])
+
+
+def _warm_flag_fn(systems, reps, streams, coordinator):
+    """1.0 where this process is a worker holding the forkserver's preloaded kernels."""
+    warm = "rands.parallel._forkserver_warm" in sys.modules and os.getpid() != coordinator
+    return np.full(len(systems), float(warm))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the forkserver is the Linux start method")
+def test_processes_workers_are_forked_warm():
+    """The forkserver loads the compiled kernels once and the workers are forked from it (a worker
+    that loaded them itself, or a preload list that lost the warm-up module, fails)."""
+    flag = functools.partial(_warm_flag_fn, coordinator=os.getpid())
+    with make_executor("processes", 2, local_threshold_s=0.0, min_ship_cost_s=0.0) as ex:
+        ex.bind(rands.problems.from_vectorized(flag, 3), rands.Streams(0))
+        got = ex.simulate(np.zeros(4000, np.int64), np.arange(4000))
+        assert sum(ex._jobs_done) >= 1 and got.min() == 1.0
+        assert ex.startup_s >= ex.coordinator_warmup_s > 0
 
 
 def _bad_fn(systems, reps, streams):
