@@ -191,3 +191,19 @@ def test_checkpoint_resume_identical(tmp_path, stop_at, budget):
     assert again.best == full.best and again.total_samples == full.total_samples
     assert np.array_equal(again.sample_sizes, full.sample_sizes)
     assert np.allclose(again.means, full.means)
+
+
+def test_head_start_same_on_every_backend_and_counted_once(executor):
+    """The within KN's head start (the pilot's sums): the same result serially and with every
+    group shipped to process workers; the pilot is counted once; it saves samples here."""
+    prob = clustered(k=96, p=4, rho=0.9)
+    kw = dict(KW, delta=0.2, n_clusters=4, pilot=10)
+    ref = rands.select(prob, "p3c", seed=6, **kw)
+    r = rands.select(prob, "p3c", seed=6, executor=executor, **kw)
+    assert r.best == ref.best and np.array_equal(r.sample_sizes, ref.sample_sizes)
+    ex = r.extras
+    assert r.sample_sizes.sum() == r.total_samples == ex["pilot_samples"] + ex["within_samples"] \
+        + ex["final_samples"]
+    assert ex["pilot_samples"] == 96 * 10 and np.all(np.asarray(ex["within_n"]) >= ex["n0_within"])
+    off = rands.select(prob, "p3c", seed=6, head_start=False, **kw)
+    assert off.extras["pilot_samples"] == ex["pilot_samples"] and off.total_samples > r.total_samples

@@ -87,3 +87,83 @@ def test_pcs_when_clusters_are_nearly_random():
     v = rands.validate(prob, "p3c", macroreps=300, seed=21, alpha=0.05, delta=0.5, n0=10, pilot=3,
                        n_clusters=16)
     assert v.pcs_ci[1] >= 0.95, v.row()
+
+
+# ------------------------------------------------------------------ the head start (issue 16)
+def _kn_head_start_reference(x, n_p, n0, alpha, delta):
+    """KN with a head start, one stage at a time, from the formulas: x (k, R) CRN samples
+    (column r = replication r); sums start over replications 0..n_p+n0-1, S_il^2 and h^2
+    from the n0 fresh ones (n_p..n_p+n0-1) only. Returns (winner, samples per system)."""
+    from rands.procedures.fixed_precision.constants import kn_h2
+    k = x.shape[0]
+    fresh = x[:, n_p:n_p + n0]
+    c = fresh - fresh.mean(axis=1, keepdims=True)
+    s2 = ((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2) / (n0 - 1)
+    h2 = kn_h2(k, alpha, n0)
+    r_close = np.floor(h2 * 4.0 * (c * c).sum(axis=1).max() / (n0 - 1) / delta ** 2) + 1
+    r = n_p + n0
+    alive = np.ones(k, dtype=bool)
+    n = np.full(k, r)
+    sums = x[:, :r].sum(axis=1)
+    while True:
+        thr = np.maximum(0.0, h2 * s2 / (2 * delta) - delta * r / 2)
+        beaten = (sums[None, :] - sums[:, None] > thr) & alive[None, :] & ~np.eye(k, dtype=bool)
+        alive &= ~beaten.any(axis=1)
+        if alive.sum() <= 1 or r >= r_close:
+            break
+        sums[alive] += x[alive, r]
+        n[alive] += 1
+        r += 1
+    live = np.flatnonzero(alive)
+    return int(live[np.argmax(sums[live])]), n
+
+
+def test_head_start_matches_the_reference_kn():
+    """One cluster (no final): P3C's within KN with the pilot as head start takes exactly
+    the decisions and sample sizes of KN written from the formulas, with sums over the
+    pilot + fresh replications and the variance from the fresh first stage only."""
+    from conftest import draw_samples
+    prob = rands.problems.make("clustered", k=6, p=2, rho=0.5, delta=0.5)
+    kw = dict(alpha=0.05, delta=0.5, n0=10, pilot=8, n_clusters=1, alpha_split=0.5, n0_auto=False)
+    stages = 0
+    for seed in range(6):
+        r = rands.select(prob, "p3c", seed=seed, **kw)
+        assert r.extras["pilot_samples"] == 8 * prob.k
+        x = draw_samples(prob, seed, True, 2000)
+        best, n = _kn_head_start_reference(x, 8, 10, 0.025, 0.5)
+        assert r.best == best
+        assert np.array_equal(r.sample_sizes, n), (seed, r.sample_sizes, n)
+        stages += int(n.max() - 18)
+        off = rands.select(prob, "p3c", seed=seed, head_start=False, **kw)
+        assert np.all(off.sample_sizes >= 18)                  # old behaviour: a fresh start
+    assert stages > 20                                           # the sequential stage was exercised
+
+
+def test_head_start_sums_are_pilot_plus_fresh():
+    """Engine level: each row's running sum = the sum of its replications 0..n_i-1 (pilot and
+    fresh), n_i its samples (pilot included), exact up to rounding; CRN rows share replications."""
+    from conftest import draw_samples
+    from rands.procedures.fixed_precision.kn_engine import kn_matches
+    from rands.sampling import SamplingContext
+    prob = rands.problems.make("clustered", k=12, p=3, rho=0.8, delta=0.3)
+    ctx = SamplingContext(prob, rands.Streams(4, crn=True))
+    pilot = ctx.draw(np.arange(12), 7)
+    groups = [np.arange(0, 5), np.arange(5, 12)]
+    st = {}
+    kn_matches(ctx, groups, alpha=0.05, delta=0.3, n0=10, crn=True, st=st,
+               head_sums=pilot.sum(axis=1), head_n=7)
+    x = draw_samples(prob, 4, True, int(ctx.n.max()))
+    assert np.all(ctx.n >= 17)
+    want = np.array([x[i, :ctx.n[i]].sum() for i in range(12)])
+    assert np.allclose(st["sums"], want, rtol=1e-12, atol=1e-9)
+    assert np.allclose(ctx.sums, want)                           # the context counted the same samples
+
+
+def test_head_start_pcs_hard_cell():
+    """PCS >= 1 - alpha (Wilson upper bound) where the head start carries most of the
+    evidence: a 20-sample pilot against a 10-sample fresh first stage, weak clusters
+    (rho = 0.3, ARI near 0), small delta relative to the noise."""
+    prob = rands.problems.make("clustered", k=32, p=8, rho=0.3, delta=0.25)
+    v = rands.validate(prob, "p3c", macroreps=300, seed=33, alpha=0.05, delta=0.25, n0=10, pilot=20,
+                       n_clusters=8, n0_auto=False)
+    assert v.pcs_ci[1] >= 0.95, v.row()

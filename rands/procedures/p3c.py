@@ -30,10 +30,13 @@ all winners (CRN-aligned), independent of how they won.
 
 Pilot modes (the pilot-reuse problem, findings note):
 - ``"split"`` (default, guaranteed): the pilot (replications 0..pilot-1) is
-  used only to cluster; the base draws its own first stage from replications
-  >= pilot, independent of the pilot, hence of the partition. Cost: k*pilot
-  extra samples, so the pilot is kept small (default: adaptive, starting at
-  max(3, n0 // 2), see ``P3C``): clustering errors only cost efficiency, never validity.
+  used to cluster; the base draws its own first stage from replications
+  >= pilot, independent of the pilot, hence of the partition, and estimates its
+  variances there. Cost: k*pilot extra samples, so the pilot is kept small
+  (default: adaptive, starting at max(3, n0 // 2), see ``P3C``): clustering errors
+  only cost efficiency, never validity. With ``head_start`` (default) a KN base's
+  running sums also start from the pilot's sums (its means, which the clustering
+  never reads), which returns up to pilot samples a system (proof in ``P3C``).
 - ``"reuse"`` (NOT guaranteed): pilot = n0 and the base's first stage is the
   pilot itself (replayed, not recounted). Systems grouped partly by noise have
   pilot difference variances biased low, so the base eliminates too eagerly:
@@ -48,13 +51,17 @@ the rest) is valid but needs the base to accept an external variance estimate
 with fewer degrees of freedom, which the black-box bases do not. Splitting is
 the cheapest design that keeps any base's own guarantee intact.
 
-Measured (studies/p3c/README.md, issue 16 review; symmetric clustered benchmark, KN,
-n0 = 10, 20 macroreps a cell): DC/P3C at delta = 0.1, p = 4/8/16: k = 1024: 3.0/4.6/7.4
-(rho 0.9), 3.4/5.9/10.4 (0.95), 4.2/9.2/13.9 (0.99); k = 4096: 2.6/3.4/5.1, 2.6/3.9/6.2,
-3.1/6.5/10.3; against DC with n0 = 30 (k = 1024) about half of that (3.9 at p = 16,
-rho = 0.9), since DC gains from a larger first stage too. At delta = 0.5 the n0 floor
-dominates and the ratio stays below 2.6. PCS 0.973 [0.961, 0.981] over 1000 macroreps
-at k = 256, p = 64, rho = 0.3, pilot 3 (ARI 0.008); 0.969 at p = 16, rho = 0.3.
+Measured (studies/p3c/README.md, "Head start"; symmetric clustered benchmark, KN,
+n0 = 10, 20 macroreps a cell, seeds of regime3; ``regime.py map --ks 1024|4096 --rhos
+0.9 0.95 0.99 --ps 4 8 16 --deltas 0.1 --methods p3c --out regime4_k1024|4096``): DC/P3C
+at delta = 0.1, p = 4/8/16, with the head start (before it): k = 1024: 3.3/5.3/8.4
+(3.0/4.6/7.4) at rho 0.9, 3.9/6.7/12.2 (3.4/5.9/10.4) at 0.95, 4.5/9.9/14.5
+(4.2/9.2/13.9) at 0.99, p/2 met in all 9 cells; k = 4096: 2.9/3.9/6.0, 3.0/4.6/7.5,
+3.3/6.9/10.8, met in 6 of 9 (not p = 8, rho 0.9; p = 16, rho 0.9 and 0.95: DC's groups
+of 256 hold 16 systems of each cluster there, so DC itself is cheap). Against DC with
+n0 = 30 (k = 1024) about half of that, since DC gains from a larger first stage too. PCS
+0.973 [0.961, 0.981] over 1000 macroreps at k = 256, p = 64, rho = 0.3, pilot 3 (ARI
+0.008); 0.971 [0.959, 0.980] at p = 16, rho = 0.3 (``regime.py pcs ... --out pcs4_*``).
 
 Big groups: KN holds a pairwise S^2 matrix, (group size)^2 entries. Groups
 larger than ``max_pairwise`` run with ``large_base`` (default "kt", knockout
@@ -261,9 +268,9 @@ class _Pipeline(Procedure):
         if stage < 2:
             cost = np.asarray(st["cost"], dtype=np.float64)[sizes_all > 0] if "cost" in st \
                 else sizes.astype(np.float64)
-            winners = self._within(ctx, groups, sizes, cost, float(st["alpha_w"]),
-                                   int(st.get("n0_w", self.n0)))
             pilot_n = int(st["pilot_total"]) // max(int(ctx.k), 1)
+            winners = self._within(ctx, groups, sizes, cost, float(st["alpha_w"]),
+                                   int(st.get("n0_w", self.n0)), self._head_n(pilot_n))
             st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total),
                        "within_n": np.asarray(ctx.n, dtype=np.int64) - pilot_n})
             ctx.boundary(st)
@@ -288,8 +295,12 @@ class _Pipeline(Procedure):
         split = 0.5 if isinstance(self.alpha_split, str) else float(self.alpha_split)
         return float(self.alpha) * split
 
+    def _head_n(self, pilot_n: int) -> int:
+        """Pilot samples a KN group starts from (the head start; 0: none)."""
+        return 0
+
     def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray,
-                a_w: float, n0_w: int) -> np.ndarray:
+                a_w: float, n0_w: int, head_n: int = 0) -> np.ndarray:
         replay = self._replay()
         # CRN alignment: every member of a group starts at the group's largest next replication
         starts = [int(ctx.next_rep[g].max()) for g in groups]
@@ -308,10 +319,17 @@ class _Pipeline(Procedure):
                 if "n0" in params and self.budget is None and replay == 0:
                     params["n0"] = int(n0_w)
                 if name == "kn" and replay == 0:     # every KN match of the step in bulk
-                    pos = run_kn_matches(ctx, [groups[j] for j in idx], alpha=params["alpha"],
+                    gs = [groups[j] for j in idx]
+                    hs = None
+                    if head_n:                       # the pilot's sums: replications 0..head_n-1
+                        rows = np.concatenate(gs)
+                        if np.any(ctx.n[rows] != head_n) or np.any(ctx.next_rep[rows] != head_n):
+                            raise RuntimeError("head start: the groups hold samples beyond the pilot")
+                        hs = ctx.sums[rows].copy()
+                    pos = run_kn_matches(ctx, gs, alpha=params["alpha"],
                                          delta=params["delta"], n0=params["n0"],
                                          crn=bool(params.get("crn", False)),
-                                         lookahead=params.get("lookahead"))
+                                         lookahead=params.get("lookahead"), head_sums=hs, head_n=head_n)
                     for j, w in zip(idx, pos):
                         winners[j] = groups[j][int(w)]
                     continue
@@ -382,28 +400,31 @@ _KN_FRACTION = 0.27
 _N0_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
-def _kn_per_system(size, a: float, sd2, n0: int, delta: float):
+def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0):
     """Heuristic expected samples per system of KN in a group: n0 + f h^2 s_D^2 / delta^2.
 
     h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a,
     f = :data:`_KN_FRACTION`. A larger n0 buys a smaller h^2 (the t-like penalty of
     estimating s_D^2 from n0 - 1 degrees of freedom), which is why n0_auto searches it.
+    With a head start of ``head`` pilot samples the sequential part shrinks by about
+    that much: n0 + max(f h^2 s_D^2 / delta^2 - head, 0) new samples.
     """
     size = np.asarray(size, dtype=np.float64)
     n0 = float(n0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         eta = 0.5 * ((2.0 * a / np.maximum(size - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
     h2 = 2.0 * eta * (n0 - 1.0)
-    return n0 + _KN_FRACTION * h2 * np.asarray(sd2) / float(delta) ** 2
+    return n0 + np.maximum(_KN_FRACTION * h2 * np.asarray(sd2) / float(delta) ** 2 - head, 0.0)
 
 
 def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w: float | None = None,
-                n0: int | None = None) -> np.ndarray:
+                n0: int | None = None, head: int = 0) -> np.ndarray:
     """Estimated samples of each group (LPT placement on workers, the pilot's choices).
 
     Fixed precision: size * (n0 + f h^2 s_D^2 / delta^2) with s_D^2 = 2 s^2 (1 - rho)
     from the pilot (mean variance s^2 and mean correlation rho of the cluster) and
-    KN's h^2 for the group size at a_w; fixed budget: the group's share (its size).
+    KN's h^2 for the group size at a_w, less the ``head`` start where the group runs KN;
+    fixed budget: the group's share (its size).
     """
     sizes = np.asarray(sizes, dtype=np.float64)
     if proc.budget is not None:
@@ -411,18 +432,22 @@ def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w:
     if a_w is None:
         a_w = proc._fixed_alpha_w()
     sd2 = 2.0 * svar * np.clip(1.0 - rho, 0.0, 2.0)
-    per = _kn_per_system(sizes, float(a_w), sd2, proc.n0 if n0 is None else n0, proc.delta)
+    kn = (sizes <= proc.max_pairwise) | (proc.large_base is None) if proc.base == "kn" else False
+    per = _kn_per_system(sizes, float(a_w), sd2, proc.n0 if n0 is None else n0, proc.delta,
+                         np.where(kn, float(head), 0.0))
     return np.where(sizes > 1, sizes * per, 0.0)
 
 
 def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m: int,
-                   splits, n0s=None) -> tuple[float, float, np.ndarray, int, int]:
+                   splits, n0s=None, head: int = 0) -> tuple[float, float, np.ndarray, int, int]:
     """Pilot estimate of within + final samples, minimised over alpha_split and first stages.
 
     Within: :func:`_group_cost` per cluster at alpha_split*alpha; final: the non-empty
     clusters' winners at the rest, s_D^2 = 2 s^2 (1 - mean between-cluster correlation).
     ``n0s``: first-stage sizes searched, separately for the within stage and the final
-    (default: n0 only). Returns (estimate, alpha_split, per-cluster cost, n0_within, n0_final).
+    (default: n0 only); ``head``: the within KN's head start (pilot samples). Reads the
+    pilot's standardized rows and variances only, never its means. Returns (estimate,
+    alpha_split, per-cluster cost, n0_within, n0_final).
     """
     n0s = (int(proc.n0),) if n0s is None else tuple(int(v) for v in n0s)
     sizes = np.bincount(labels, minlength=m)
@@ -439,7 +464,7 @@ def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m
     best = (np.inf, float(splits[0]), None, n0s[0], n0s[0])
     for sp in splits:
         a_w = float(proc.alpha) * float(sp)
-        costs = [_group_cost(sizes, rho, svc, proc, a_w, n) for n in n0s]
+        costs = [_group_cost(sizes, rho, svc, proc, a_w, n, head) for n in n0s]
         iw = int(np.argmin([c.sum() for c in costs]))
         fins = [n_w * float(_kn_per_system(n_w, float(proc.alpha) - a_w, sd2_f, n, proc.delta))
                 if n_w > 1 else 0.0 for n in n0s]
@@ -478,7 +503,8 @@ class P3C(_Pipeline):
     pilot_cap, stable_ari, pilot_max : the adaptive pilot's rule (above). pilot_cap = 0.25
         (0.1 before the issue 16 review: with n0_auto the estimate of the rest fell, the 10 %
         cap then stopped the pilot at 5 at rho = 0.95, ARI 0.84, and the strays cost more than
-        a 10-sample pilot; studies/p3c/README.md).
+        a 10-sample pilot; studies/p3c/README.md). The cap compares with the rest as it would
+        cost without ``head_start`` (so the head start leaves the pilot sizes unchanged).
     refine : move systems whose mean pilot correlation with their cluster mates is below
         ``refine_ratio`` times their cluster's mean within correlation into one residual
         group, run like any other (a pilot-only decision; default False: it moved no system
@@ -497,6 +523,12 @@ class P3C(_Pipeline):
         large_base (default "kt") with these extra parameters (e.g. {"g": 500}).
     budget, final_fraction : fixed-budget variant (total samples N; final share).
     n_init, n_candidates : clustering restarts and greedy k-means++ candidates.
+    head_start : (split fixed precision, KN inside clusters; default True) the within KN's
+        running sums start from the pilot's sums and its stage counter at n_p + n0, so its
+        first screening is at r = n_p + n0; S_il^2 and h^2 still come from the n0 fresh
+        first-stage samples. The pilot is neither re-simulated nor counted again. Groups run
+        by ``large_base`` (KT above ``max_pairwise``) or any other base ignore it, as do the
+        final, DC (no pilot), reuse mode and an oracle partition. False: the fresh start.
 
     Guarantee of the adaptive choices (split mode). Let D = (n_p, partition, refinement,
     alpha_split, n0_within, n0_final): every entry is a function of pilot replications
@@ -512,6 +544,24 @@ class P3C(_Pipeline):
     P(ICS | D) <= alpha for every pilot outcome and P(ICS) <= alpha however wrong the
     clustering is (Zhang & Peng, arXiv 2402.02196, for the pipeline; the split and the
     pilot-only choices are ours). Clustering errors and a poor choice of D cost samples only.
+
+    Guarantee with the head start (needs what KN needs: the replication vectors
+    (X_1j, ..., X_kj) i.i.d. multivariate normal across j, CRN). Every entry of D reads the
+    pilot only through its residuals R = (X_j - Xbar)_{j < n_p}: the clustering, the ARI of
+    the stability rule, the cap, refinement, alpha_split and n0s use standardized rows and
+    variances (``standardize`` centres each system's row; ``_expected_cost`` reads xs and
+    the variances), and the residuals of a sub-pilot 0..n-1 are functions of R, since
+    Xbar_n - Xbar = mean_{j<n} (X_j - Xbar). So {n_p = N, D = d} is an event in the
+    residuals R_N of rows 0..N-1, and for normal i.i.d. rows Xbar_N is independent of R_N:
+    given D, the pilot sum of each pair difference X_l - X_i is N(N (mu_l - mu_i),
+    N sigma_il^2), independent of D and of the fresh replications >= N. KN's S_il^2 comes
+    from the n0 fresh first-stage samples only (chi^2 with n0 - 1 df, independent of the
+    fresh first-stage sum), so given (D, S_il^2) the running sums at r = N + n0, N + n0 + 1,
+    ... are a Brownian motion with drift observed at integer times. Kim & Nelson's (2001)
+    bound for the triangular continuation region holds whatever the set of observation
+    times (the Jennison-Johnstone-Turnbull lemma they use), so each pair's wrong
+    elimination has probability <= alpha_w / (size - 1) with eta from n0 as before, and the
+    argument above goes through with r counting pilot + fresh samples.
     """
 
     name = "p3c"
@@ -525,7 +575,8 @@ class P3C(_Pipeline):
                               "n_clusters": ints(1), "pilot_mode": [Options(("split", "reuse"))],
                               "partition": optional([Sequence_(Interval(int, 0, None), what="a list of "
                                                                "k cluster labels (integers >= 0)")]),
-                              "n_init": ints(1), "n_candidates": optional(ints(1)), "n0_auto": [Boolean()]}
+                              "n_init": ints(1), "n_candidates": optional(ints(1)), "n0_auto": [Boolean()],
+                              "head_start": [Boolean()]}
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  pilot: int | str | None = None, n_clusters: int = 16, pilot_mode: str = "split",
@@ -535,7 +586,7 @@ class P3C(_Pipeline):
                  final_fraction: float = 0.1, n_init: int = 3,
                  n_candidates: int | None = None, pilot_cap: float = 0.25, stable_ari: float = 0.95,
                  pilot_max: int = 40, refine: bool = False, refine_ratio: float = 0.5,
-                 n0_auto: bool = True):
+                 n0_auto: bool = True, head_start: bool = True):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")
         self.alpha = alpha
         self.delta = delta
@@ -560,6 +611,7 @@ class P3C(_Pipeline):
         self.refine = refine
         self.refine_ratio = refine_ratio
         self.n0_auto = n0_auto
+        self.head_start = head_start
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -610,6 +662,11 @@ class P3C(_Pipeline):
             return int(self.n0)
         return int(self.pilot) if isinstance(self.pilot, int) else max(3, int(self.n0) // 2)
 
+    def _head_n(self, pilot_n: int) -> int:
+        """The within KN's head start: the split pilot's n_p samples (0 when off or no pilot)."""
+        split = self.pilot_mode == "split" and self.budget is None and self.partition is None
+        return int(pilot_n) if (self.head_start and split and self.base == "kn") else 0
+
     def _replay(self) -> int:
         if self.partition is not None:
             return 0
@@ -646,7 +703,8 @@ class P3C(_Pipeline):
         xs, res = self._cluster(pilot, m, seed)
         history = [[n_p, None]]
         if self._adaptive():
-            # grow n -> 2n while the partition moves and the pilot stays within its cap
+            # grow n -> 2n while the partition moves and the pilot stays within its cap (the
+            # estimate of the rest as without the head start: the pilot it returns is not charged)
             while 2 * n_p <= int(self.pilot_max):
                 est = _expected_cost(self, xs, pilot.var(axis=1, ddof=1), res.labels, m, self._splits(),
                                      self._n0s())[0]
@@ -672,7 +730,8 @@ class P3C(_Pipeline):
                 labels = labels.copy()
                 labels[move] = m                       # one residual group
                 m += 1
-        est, split, cost, n0_w, n0_f = _expected_cost(self, xs, svar, labels, m, self._splits(), self._n0s())
+        est, split, cost, n0_w, n0_f = _expected_cost(self, xs, svar, labels, m, self._splits(), self._n0s(),
+                                                      self._head_n(n_p))
         sizes = np.bincount(labels, minlength=m)
         ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective, refined=refined,
                 alpha_split=split, n0_within=n0_w, n0_final=n0_f, expected=round(est), sizes=sizes.tolist(),

@@ -96,12 +96,18 @@ class KNMatches:
 
 
 def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: int,
-             crn: bool) -> KNMatches:
+             crn: bool, head_sums: np.ndarray | None = None, head_n: int = 0) -> KNMatches:
     """First stage of every match: n0 samples of each system in one draw.
 
     Under CRN each match draws replications base..base+n0-1 common to its systems
     (base = the largest next replication in the match), later stage r uses
     replication base + r, so the systems' r-th samples share random numbers.
+
+    Head start (``head_n > 0``, CRN only; off by default, KN unchanged): each row's
+    running sum starts at ``head_sums`` (row order), the sums of ``head_n`` earlier
+    CRN replications base-head_n..base-1 already counted by the caller (P3C's
+    pilot), and the stage counter r at head_n + n0, so the first screening is at
+    r = head_n + n0. S_il^2 and h^2 still come from the n0 fresh samples only.
     """
     sizes = np.array([len(g) for g in groups], dtype=np.int64)
     ptr = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
@@ -117,6 +123,12 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
     else:
         base = np.full(sizes.shape[0], -1, dtype=np.int64)
         x = ctx.draw(rows, n0)
+    sums = x.sum(axis=1)
+    if head_n:
+        if not crn or head_sums is None or np.shape(head_sums) != (rows.shape[0],):
+            raise ValueError("a KN head start needs CRN and one head sum per system")
+        sums = sums + np.asarray(head_sums, dtype=np.float64)
+        base = base - int(head_n)       # stage r draws replication base + r, as without it
     c = np.ascontiguousarray(x - x.mean(axis=1, keepdims=True))
     a = np.einsum("ij,ij->i", c, c)
     h2_of = {int(s): kn_h2(int(s), alpha, n0) for s in np.unique(sizes) if s >= 2}
@@ -126,8 +138,8 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
     r_close = (np.floor(h2 * 4.0 * amax * inv_nu / (delta * delta)) + 1).astype(np.int64)
     winner = np.where(sizes == 1, 0, -1).astype(np.int64)
     return KNMatches(rows=rows, ptr=ptr, h2=h2, base=base.astype(np.int64), r_close=r_close,
-                     r=np.full(sizes.shape[0], n0, dtype=np.int64), winner=winner, c=c, a=a,
-                     sums=x.sum(axis=1), alive=np.ones(rows.shape[0], dtype=bool),
+                     r=np.full(sizes.shape[0], n0 + int(head_n), dtype=np.int64), winner=winner, c=c,
+                     a=a, sums=sums, alive=np.ones(rows.shape[0], dtype=bool),
                      screened=sizes == 1)
 
 
@@ -206,20 +218,24 @@ def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | Non
 
 def kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: int, crn: bool,
                lookahead: int | None = None, st: dict | None = None, prefix: str = "",
-               save: Callable[[], None] | None = None) -> np.ndarray:
+               save: Callable[[], None] | None = None, head_sums: np.ndarray | None = None,
+               head_n: int = 0) -> np.ndarray:
     """KN (Kim & Nelson 2001) in every group of local ids; returns each winner's position in its group.
 
     ``st`` (a dict) holds the state under ``prefix`` between block boundaries, so a
     checkpointed run resumes mid-match; ``save`` is called at every boundary.
     PCS >= 1-alpha per match under the IZ, normal outputs, independent or CRN.
+    ``head_sums``, ``head_n``: an optional head start (see :func:`kn_start`).
     """
     st = {} if st is None else st
     if KNMatches.has_state(st, prefix):
         m = KNMatches.from_state(st, prefix)
     else:
-        m = kn_start(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn)
+        m = kn_start(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn, head_sums=head_sums,
+                     head_n=head_n)
         ctx.log(prefix + "kn_stage1", matches=m.n_matches, systems=int(m.rows.shape[0]), n0=n0,
-                crn=bool(crn), h2=float(m.h2.max()) if m.n_matches else 0.0)
+                crn=bool(crn), h2=float(m.h2.max()) if m.n_matches else 0.0,
+                **({"head_n": int(head_n)} if head_n else {}))
     inner = None
     if save is not None:
         def inner() -> None:
@@ -233,7 +249,8 @@ def kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0:
 
 def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: int, crn: bool,
                    lookahead: int | None = None, st: dict | None = None, prefix: str = "",
-                   save: Callable[[], None] | None = None) -> np.ndarray:
+                   save: Callable[[], None] | None = None, head_sums: np.ndarray | None = None,
+                   head_n: int = 0) -> np.ndarray:
     """:func:`kn_matches` here or on the executor's workers; each winner's position in its group.
 
     On the coordinator (in bulk, checkpointed at block boundaries, progress
@@ -243,7 +260,10 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     then they are dealt into chunks (largest first) that run whole on the
     workers. Both give the same winners: a match depends only on its systems'
     samples, which depend only on (seed, system, replication).
+    ``head_sums`` (one per system of the concatenated groups), ``head_n``: an optional
+    head start (see :func:`kn_start`).
     """
+    hs = (None if not head_n else np.asarray(head_sums, dtype=np.float64))
     workers = int(getattr(ctx.executor, "n_workers", 1))
     n_sys = sum(len(x) for x in groups)
     cost = ctx.cost_per_sample()
@@ -257,7 +277,8 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     threshold = float(getattr(ctx.executor, "group_ship_threshold_s", SHIP_THRESHOLD_S))
     if shipping or (workers > 1 and len(groups) > 1 and est > threshold and not resuming):
         return _ship_matches(ctx, groups, workers=workers, cost=cost, st=st, key=prefix + "shipped",
-                             save=save, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead)
+                             save=save, head_sums=hs, alpha=alpha, delta=delta, n0=n0, crn=crn,
+                             lookahead=lookahead, head_n=int(head_n))
     # here: on a child context (the statistics of these matches start at zero and are merged
     # at the end, the same arithmetic as a worker's), checkpointed at every block boundary
     st = {} if st is None else st
@@ -274,7 +295,7 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
             st.update({key + f: v for f, v in child.stats.to_dict().items()})
             save()
     winners = kn_matches(child, local, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead,
-                         st=st, prefix=prefix, save=inner)
+                         st=st, prefix=prefix, save=inner, head_sums=hs, head_n=head_n)
     ctx.merge_child(child, rows)
     for f in STATS_FIELDS:
         st.pop(key + f, None)
@@ -285,7 +306,8 @@ WAVE_S = 3.0   # wall seconds of shipped matches between two boundaries (checkpo
 
 
 def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, st: dict | None,
-                  key: str, save: Callable[[], None] | None, **kn) -> np.ndarray:
+                  key: str, save: Callable[[], None] | None, head_sums: np.ndarray | None = None,
+                  **kn) -> np.ndarray:
     """Matches dealt whole to the workers, in waves of about ``WAVE_S`` seconds (sized from the
     estimated cost of a match, rescaled by the time the waves so far took). After each wave the
     winners so far are kept in ``st[key]`` and ``save`` is called, so a checkpoint or a SIGTERM
@@ -293,6 +315,7 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
     Without ``save`` and progress callback all matches go in one wave. Each match depends only
     on its systems' samples, so waves change no result."""
     sizes = np.array([len(x) for x in groups], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
     winners = (np.asarray(st[key], dtype=np.int64).copy() if st is not None and key in st
                else np.full(len(groups), -1, dtype=np.int64))
     guess = sizes * 8.0 * kn["n0"] * (cost if cost == cost else 1e-3)   # seconds per match
@@ -315,8 +338,12 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
         chunks = [wave[j::n_chunks] for j in range(n_chunks)]
         members = [np.concatenate([groups[i] for i in ch]) for ch in chunks]
         t0, before = time.perf_counter(), ctx.total
+        per_task = [{"sizes": sizes[ch].tolist()} for ch in chunks]
+        if head_sums is not None:       # each chunk's head sums, in its members' order
+            for task, ch in zip(per_task, chunks):
+                task["head_sums"] = np.concatenate([head_sums[bounds[i]:bounds[i + 1]] for i in ch])
         outs = ctx.run_groups(kn_match_chunk, members, costs=[float(len(x)) for x in members],
-                              per_task=[{"sizes": sizes[ch].tolist()} for ch in chunks], **kn)
+                              per_task=per_task, **kn)
         took = time.perf_counter() - t0
         for ch, out in zip(chunks, outs):
             winners[ch] = out
@@ -333,14 +360,14 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
 
 
 def kn_match_chunk(ctx, *, sizes: list[int], alpha: float, delta: float, n0: int, crn: bool,
-                   lookahead: int | None) -> list[int]:
+                   lookahead: int | None, head_n: int = 0, head_sums: np.ndarray | None = None) -> list[int]:
     """Several KN matches on one sub-context whose systems are the matches' systems in
     order (``sizes`` of each); each winner's position in its match. Module-level so
     that parallel backends can run it on other processes or ranks."""
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     groups = [np.arange(bounds[j], bounds[j + 1]) for j in range(len(sizes))]
-    return kn_matches(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn,
-                      lookahead=lookahead).tolist()
+    return kn_matches(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead,
+                      head_sums=head_sums, head_n=head_n).tolist()
 
 
 @numba.njit(cache=True)
