@@ -406,15 +406,20 @@ def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0):
     h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a,
     f = :data:`_KN_FRACTION`. A larger n0 buys a smaller h^2 (the t-like penalty of
     estimating s_D^2 from n0 - 1 degrees of freedom), which is why n0_auto searches it.
-    With a head start of ``head`` pilot samples the sequential part shrinks by about
-    that much: n0 + max(f h^2 s_D^2 / delta^2 - head, 0) new samples.
+    With a head start of ``head`` pilot samples a system eliminated after S sequential
+    samples takes max(S - head, 0) new ones; with S taken exponential with mean
+    mu = f h^2 s_D^2 / delta^2 that is n0 + mu exp(-head / mu) (about mu - head for a long
+    sequential stage, and never 0 for a short one, which would push alpha_split to its floor).
     """
     size = np.asarray(size, dtype=np.float64)
     n0 = float(n0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         eta = 0.5 * ((2.0 * a / np.maximum(size - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
     h2 = 2.0 * eta * (n0 - 1.0)
-    return n0 + np.maximum(_KN_FRACTION * h2 * np.asarray(sd2) / float(delta) ** 2 - head, 0.0)
+    mu = _KN_FRACTION * h2 * np.asarray(sd2) / float(delta) ** 2
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        seq = np.where(np.asarray(head) > 0, mu * np.exp(-np.asarray(head) / np.where(mu > 0, mu, 1.0)), mu)
+    return n0 + seq
 
 
 def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w: float | None = None,
