@@ -59,9 +59,10 @@ at delta = 0.1, p = 4/8/16, with the head start (before it): k = 1024: 3.3/5.3/8
 (4.2/9.2/13.9) at 0.99, p/2 met in all 9 cells; k = 4096: 2.9/3.9/6.0, 3.0/4.6/7.5,
 3.3/6.9/10.8, met in 6 of 9 (not p = 8, rho 0.9; p = 16, rho 0.9 and 0.95: DC's groups
 of 256 hold 16 systems of each cluster there, so DC itself is cheap). Against DC with
-n0 = 30 (k = 1024) about half of that, since DC gains from a larger first stage too. PCS
-0.973 [0.961, 0.981] over 1000 macroreps at k = 256, p = 64, rho = 0.3, pilot 3 (ARI
-0.008); 0.971 [0.959, 0.980] at p = 16, rho = 0.3 (``regime.py pcs ... --out pcs4_*``).
+n0 = 30 (k = 1024) about half of that (4.5 at p = 16, rho = 0.9), since DC gains from a
+larger first stage too. PCS over 1000 macroreps (``regime.py pcs ... --out pcs4_*``):
+0.973 [0.961, 0.981] at k = 256, p = 64, rho = 0.3, pilot 3 (ARI 0.008); 0.970
+[0.957, 0.979] at p = 16, rho = 0.3; 0.983 [0.973, 0.989] there with a 20-sample pilot.
 
 Big groups: KN holds a pairwise S^2 matrix, (group size)^2 entries. Groups
 larger than ``max_pairwise`` run with ``large_base`` (default "kt", knockout

@@ -51,3 +51,8 @@ nice -n 19 python studies/p3c/regime.py budget --reps 50 --out budget_ocba
 studies/p3c/run_chain_g.sh "$(date -d '14:25' +%s)"
 studies/p3c/run_chain_h.sh "$(date -d '14:25' +%s)"
 python studies/p3c/regime_report.py
+
+# issue 16, head start (P3C head_start=True, default): goal cells, validity cells, full maps, rho = 0
+studies/p3c/run_chain_i.sh "$(date -d '17:45' +%s)"
+studies/p3c/run_chain_j.sh "$(date -d '17:45' +%s)"
+python studies/p3c/regime_report.py

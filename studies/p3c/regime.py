@@ -5,7 +5,9 @@ is skipped when rerun. Defaults of P3C as shipped (adaptive pilot, alpha_split="
 n0_auto; refinement off); DC at its defaults (alpha_split = 0.5, random partition). Both
 n0 = 10 (P3C's n0_auto may raise its first stages from the pilot), KN. The runs recorded
 for the review of issue 16 are the chain studies/p3c/run_chain_g.sh (regime_k*.jsonl hold
-the DC rows and the P3C of commit ac0922e, before n0_auto).
+the DC rows and the P3C of commit ac0922e, before n0_auto); with the head start (the current
+default; regime3_* = head_start=False) the chains run_chain_i.sh and run_chain_j.sh
+(regime4_*, pcs4_*, rho0c_k1024).
 
     nice -n 19 python studies/p3c/regime.py map --ks 1024 --reps 20 --out regime_k1024
     nice -n 19 python studies/p3c/regime.py map --ks 4096 --reps 20 --out regime_k4096

@@ -28,6 +28,8 @@ def _load(*names) -> dict:
                 meth = "p3c-ac0922e"            # the P3C before n0_auto
             elif (nm.startswith("regime2") or nm.startswith("rho0_")) and meth == "p3c":
                 meth = "p3c-cap0.1"             # n0_auto with the old pilot cap
+            elif (nm.startswith("regime3") or nm.startswith("rho0b")) and meth == "p3c":
+                meth = "p3c-nohead"             # before the head start (= head_start=False)
             if (meth, *rest) in seen:
                 continue
             seen.add((meth, *rest))
@@ -58,13 +60,14 @@ def regime_tables(D) -> list[str]:
     L = []
     for k in KS:
         L += [f"### DC / P3C total samples, k = {k} (20 macroreps a cell; PCS of P3C / DC in the last columns)", "",
-              "| delta | rho | " + " | ".join(f"p={p}" for p in PS) + " | p/2 met (p<=16) | previous P3C (ac0922e) "
+              "P3C with the head start (default); '-': not run with it (see the previous column).", "",
+              "| delta | rho | " + " | ".join(f"p={p}" for p in PS) + " | p/2 met (p<=16) | P3C without head start "
               "p=4/8/16/32 | min PCS P3C / DC |", "|---|---|" + "---|" * len(PS) + "---|---|---|"]
         for d in DELTAS:
             for rho in RHOS:
                 cells, old, met, pcs = [], [], [], []
                 for p in PS:
-                    dc, new, prev = (D[(m, k, p, rho, d)] for m in ("dc", "p3c", "p3c-ac0922e"))
+                    dc, new, prev = (D[(m, k, p, rho, d)] for m in ("dc", "p3c", "p3c-nohead"))
                     r = _mean(dc) / _mean(new) if new else float("nan")
                     cells.append(f"{r:.2f}" if new else "-")
                     old.append(f"{_mean(dc) / _mean(prev):.2f}" if prev else "-")
@@ -78,18 +81,37 @@ def regime_tables(D) -> list[str]:
     return L
 
 
+def goal_table(D) -> list[str]:
+    """The issue's goal cells (delta = 0.1, rho >= 0.9, p <= 16): DC / P3C with and without the head start."""
+    L = ["### Goal cells: DC / P3C >= p/2 at delta = 0.1, rho >= 0.9, p <= 16 (samples per system, 20 macroreps)", "",
+         "| k | p | rho | DC | P3C no head start | P3C head start | DC/P3C before | DC/P3C now | p/2 | met | "
+         "PCS P3C now (n) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k in KS:
+        for p in (4, 8, 16):
+            for rho in (0.9, 0.95, 0.99):
+                dc, new, old = (D[(m, k, p, rho, 0.1)] for m in ("dc", "p3c", "p3c-nohead"))
+                if not dc or not new:
+                    continue
+                r = _mean(dc) / _mean(new)
+                L.append(f"| {k} | {p} | {rho} | {_mean(dc) / k:.0f} | {_mean(old) / k:.1f} | {_mean(new) / k:.1f} | "
+                         f"{_mean(dc) / _mean(old):.2f} | {r:.2f} | {p / 2:g} | {'yes' if r >= p / 2 else 'no'} | "
+                         f"{_pcs(new)} |")
+    return L + [""]
+
+
 def breakdown_table(D) -> list[str]:
     L = ["### Where the samples go (per system, mean of 20 macroreps): delta = 0.1", "",
          "first = the within base's first stage (n0_within systems of groups >= 2); same / cross = "
-         "sequential samples of systems in their group's majority true cluster / strays; "
-         "DC's same / cross are by the same rule on its random groups.", "",
+         "sequential samples of systems in their group's majority true cluster / strays (new samples: "
+         "with the head start the pilot's samples count in 'pilot' only); "
+         "DC's same / cross are by the same rule on its random groups; p3c-nohead = head_start=False.", "",
          "| k | p | rho | method | pilot | first | seq same | seq cross | final | total | DC/P3C | pilot n | "
          "n0 within / final | alpha_w | ARI |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in KS:
         for p in (4, 8, 16):
             for rho in (0.9, 0.95, 0.99):
                 dc = D[("dc", k, p, rho, 0.1)]
-                for m in ("p3c", "p3c-cap0.1", "p3c-ac0922e", "dc"):
+                for m in ("p3c", "p3c-nohead", "dc"):
                     rows = D[(m, k, p, rho, 0.1)]
                     if not rows:
                         continue
@@ -111,15 +133,18 @@ def rho0_table(D) -> list[str]:
     L = ["### No cluster structure (rho = 0, 20 macroreps unless stated): P3C - DC against the pilot's cost", "",
          "DC' = DC with about the first stage P3C's n0_auto chose at rho = 0 (n0 = 20 at delta 0.5, 40 at 0.2, "
          "60 at 0.1; P3C took 10-20, 40, 60); k = 1024 only.", "",
-         "| k | p | delta | DC | P3C | P3C - DC (SE) | pilot | P3C - DC - pilot | DC' | P3C - DC' - pilot | PCS P3C | PCS DC |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "| k | p | delta | DC | P3C | P3C - DC (SE) | pilot | P3C - DC - pilot | DC' | P3C - DC' - pilot | PCS P3C | PCS DC "
+         "| P3C without head start |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     dcn0 = {0.5: "dc20", 0.2: "dc40", 0.1: "dc60"}
     for k in KS:
         for p in (4, 16):
             for d in DELTAS:
                 dc, pc = D[("dc", k, p, 0.0, d)], D[("p3c", k, p, 0.0, d)]
+                old = D[("p3c-nohead", k, p, 0.0, d)]
+                mark = ""
                 if not pc:
-                    pc = D[("p3c-cap0.1", k, p, 0.0, d)]
+                    pc, mark = old, " (no head start)"
                 if not dc or not pc:
                     continue
                 n = min(len(dc), len(pc))
@@ -128,22 +153,24 @@ def rho0_table(D) -> list[str]:
                 pil = _mean(pc, "pilot")
                 d2 = D[(dcn0[d], k, p, 0.0, d)]
                 fair = (f"{_mean(d2):.0f} ({len(d2)}) | {_mean(pc) - _mean(d2) - pil:.0f}" if d2 else "- | -")
-                L.append(f"| {k} | {p} | {d} | {_mean(dc):.0f} | {_mean(pc):.0f} | {diff.mean():.0f} ({se:.0f}) | "
-                         f"{pil:.0f} | {diff.mean() - pil:.0f} | {fair} | {_pcs(pc)} | {_pcs(dc)} |")
+                L.append(f"| {k} | {p} | {d} | {_mean(dc):.0f} | {_mean(pc):.0f}{mark} | {diff.mean():.0f} ({se:.0f}) | "
+                         f"{pil:.0f} | {diff.mean() - pil:.0f} | {fair} | {_pcs(pc)} | {_pcs(dc)} | "
+                         f"{_mean(old):.0f} |")
     return L + [""]
 
 
 def dcn0_table(D) -> list[str]:
     L = ["### DC with a larger first stage (n0 = 30) at delta = 0.1, k = 1024 (20 macroreps)", "",
-         "| p | rho | DC n0=10 | DC n0=30 | P3C | DC10/P3C | DC30/P3C | best DC/P3C |", "|---|---|---|---|---|---|---|---|"]
+         "| p | rho | DC n0=10 | DC n0=30 | P3C | DC10/P3C | DC30/P3C | best DC/P3C | best DC/P3C without head start |",
+         "|---|---|---|---|---|---|---|---|---|"]
     for p in (4, 8, 16):
         for rho in (0.9, 0.95, 0.99):
-            a, b, c = (D[(m, 1024, p, rho, 0.1)] for m in ("dc", "dc30", "p3c"))
+            a, b, c, o = (D[(m, 1024, p, rho, 0.1)] for m in ("dc", "dc30", "p3c", "p3c-nohead"))
             if not b or not c:
                 continue
             best = min(_mean(a), _mean(b))
             L.append(f"| {p} | {rho} | {_mean(a):.0f} | {_mean(b):.0f} | {_mean(c):.0f} | {_mean(a) / _mean(c):.2f} | "
-                     f"{_mean(b) / _mean(c):.2f} | {best / _mean(c):.2f} |")
+                     f"{_mean(b) / _mean(c):.2f} | {best / _mean(c):.2f} | {best / _mean(o):.2f} |")
     return L + [""]
 
 
@@ -151,16 +178,18 @@ def pcs_table() -> list[str]:
     L = ["### PCS of P3C (nominal 0.95, KN, delta = 0.5, n0 = 10; Wilson 95%)", "",
          "| file | cell | macroreps | PCS [Wilson] | mean samples | mean pilot n | mean ARI | n0 within / final |",
          "|---|---|---|---|---|---|---|---|"]
-    for nm in ("pcs2_hard", "pcs3_rho03", "pcs3_rho05", "pcs2_rho03", "pcs_rho03", "pcs_rho05"):
+    for nm in ("pcs4_hard", "pcs4_rho03", "pcs4_head20", "pcs2_hard", "pcs3_rho03", "pcs3_rho05", "pcs2_rho03",
+               "pcs_rho03", "pcs_rho05"):
         path = os.path.join(RES, nm + ".jsonl")
         if not os.path.exists(path):
             continue
-        rows = [json.loads(x) for x in open(path)]
+        rows = list(read_rows(path))
         if not rows:
             continue
         _, k, p, rho, d, _ = rows[0]["key"]
         n0s = f"{_mean(rows, 'n0_within'):.1f} / {_mean(rows, 'n0_final'):.1f}" if "n0_within" in rows[0] else "10 / 10"
-        L.append(f"| {nm} | k={k}, p={p}, rho={rho} | {len(rows)} | {_pcs(rows)} | {_mean(rows):.0f} | "
+        head = "head start" if nm.startswith("pcs4") else "no head start"
+        L.append(f"| {nm} ({head}) | k={k}, p={p}, rho={rho} | {len(rows)} | {_pcs(rows)} | {_mean(rows):.0f} | "
                  f"{_mean(rows, 'pilot_n'):.2f} | {_mean(rows, 'ari'):.3f} | {n0s} |")
     return L + [""]
 
@@ -213,9 +242,10 @@ def plot(D) -> None:
 
 
 def main() -> None:
-    D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime3_k1024", "regime3_k4096", "rho0_k1024",
-              "rho0b_k1024", "rho0b_k4096", "dc30_k1024", "rho0_dcn0_k1024")
-    L = regime_tables(D) + breakdown_table(D) + rho0_table(D) + dcn0_table(D) + pcs_table() + budget_table()
+    D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime3_k1024", "regime3_k4096", "regime4_k1024",
+              "regime4_k4096", "rho0_k1024", "rho0b_k1024", "rho0b_k4096", "rho0c_k1024", "dc30_k1024",
+              "rho0_dcn0_k1024")
+    L = goal_table(D) + regime_tables(D) + breakdown_table(D) + rho0_table(D) + dcn0_table(D) + pcs_table() + budget_table()
     text = "\n".join(L) + "\n"
     with open(os.path.join(RES, "regime_tables.md"), "w") as f:
         f.write(text)
