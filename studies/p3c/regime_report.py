@@ -194,23 +194,26 @@ def pcs_table() -> list[str]:
     return L + [""]
 
 
+#: fixed-budget result files: the first setting (k = 1024, p = 16) at 50 macroreps, then three more at 30
+BUDGET_FILES = ("budget_ocba", "budget_k1024_p4", "budget_k1024_p32", "budget_k4096_p16")
+
+
 def budget_table() -> list[str]:
-    path = os.path.join(RES, "budget_ocba.jsonl")
-    if not os.path.exists(path):
-        return []
     B = collections.defaultdict(list)
-    for line in open(path):
-        r = json.loads(line)
-        meth, k, p, rho, d, c, _ = r["key"]
-        B[(rho, c, meth)].append(r)
+    for nm in BUDGET_FILES:
+        for r in read_rows(os.path.join(RES, nm + ".jsonl")):
+            meth, k, p, rho, d, c, _ = r["key"]
+            B[(k, p, d, rho, c, meth)].append(r)
+    if not B:
+        return []
     meths = ("p3c", "dc", "efg+", "ocba")
-    L = ["### Fixed budget N = c k (screening-free P3C; k = 1024, p = 16, delta = 0.5; PCS [Wilson 95%] (macroreps))",
-         "", "P3C and DC: CRN, greedy inside groups, 10 % final; EFG+ (batch 8) and OCBA: all k systems, "
-         "independent sampling, the same N.", "",
-         "| rho | c | " + " | ".join(meths) + " |", "|---|---|" + "---|" * len(meths)]
-    for rho in sorted({k[0] for k in B}):
-        for c in sorted({k[1] for k in B if k[0] == rho}):
-            L.append(f"| {rho} | {c:g} | " + " | ".join(_pcs(B[(rho, c, m)]) for m in meths) + " |")
+    L = ["### Fixed budget N = c k (screening-free P3C; PCS [Wilson 95%] (macroreps))",
+         "", "P3C and DC: CRN, p clusters / groups, greedy inside groups, 10 % final; EFG+ (batch 8) and OCBA: "
+         "all k systems, independent sampling, the same N. Commands: `results/budget_*.cmd`.", "",
+         "| k | p | delta | rho | c | " + " | ".join(meths) + " |", "|---|---|---|---|---|" + "---|" * len(meths)]
+    for key in sorted({x[:5] for x in B}):
+        L.append("| " + " | ".join(f"{v:g}" for v in key) + " | "
+                 + " | ".join(_pcs(B[(*key, m)]) for m in meths) + " |")
     return L + [""]
 
 
@@ -243,7 +246,7 @@ def plot(D) -> None:
 
 def main() -> None:
     D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime3_k1024", "regime3_k4096", "regime4_k1024",
-              "regime4_k4096", "rho0_k1024", "rho0b_k1024", "rho0b_k4096", "rho0c_k1024", "dc30_k1024",
+              "regime4_k4096", "rho0_k1024", "rho0b_k1024", "rho0b_k4096", "rho0c_k1024", "rho0c_k4096", "dc30_k1024",
               "rho0_dcn0_k1024")
     L = goal_table(D) + regime_tables(D) + breakdown_table(D) + rho0_table(D) + dcn0_table(D) + pcs_table() + budget_table()
     text = "\n".join(L) + "\n"

@@ -1,0 +1,1 @@
+python studies/p3c/regime.py budget --k 1024 --p 32 --cs 15 50 --reps 30 --out budget_k1024_p32 --stop-at 1796665500
