@@ -84,11 +84,13 @@ def run(args) -> None:
     prob = scenario_problem(args.scenario, tab)
     mu = np.asarray(prob.true_means)
     out = Path(args.out_dir) / (f"{args.scenario}_top{args.top}" + ("" if args.groups == 16 else f"_g{args.groups}")
-                 + ("" if args.macroreps == 100 else f"_m{args.macroreps}") + ".json")
+                 + ("" if args.macroreps == 100 else f"_m{args.macroreps}")
+                 + ("" if args.delta == 0.5 else f"_d{args.delta:g}") + ".json")
     data = json.loads(out.read_text()) if out.exists() else {"runs": []}
     summary = benchmark_summary(mu, args.delta)
     data.update({"scenario": args.scenario + ("" if args.groups == 16 else f" ({args.groups} clusters/groups)")
-                 + ("" if args.macroreps == 100 else f" [{args.macroreps} macroreps]"),
+                 + ("" if args.macroreps == 100 else f" [{args.macroreps} macroreps]")
+                 + ("" if args.delta == 0.5 else f" delta {args.delta:g}"),
                  "source": str(Path(args.source).name), "top": args.top, "groups": args.groups,
                  "macroreps": args.macroreps, "seed": args.seed, "delta": args.delta, "benchmark": summary,
                  "median_sd": float(np.median(np.nanstd(tab.table, axis=1, ddof=1))),
