@@ -447,12 +447,13 @@ def _block_small(j0, j1, P, c, a, coef, delta, r_first, r_close, new0, alive, us
     return False, r, gone
 
 
-N_FILTER = 6   # coordinates of the float32 pair filter (plus the norm of the rest)
+N_FILTER = 8   # coordinates of the float32 pair filter (plus the norm of the rest); 6 -> 8 prunes
+#                enough more pairs to cut KN k = 10^4, n0 = 10 by about 30 % (n0 = 5: about 7 % slower)
 CHUNK = 16     # the scan after the filter skips chunks of this many pairs with no survivor
 
 
 @numba.njit(cache=True, fastmath=True)
-def _filter_tail(x, s1, m1, n, q0, q1, q2, q3, q4, q5, q6, smax32, smin32, coef32, v):
+def _filter_tail(x, s1, m1, n, q0, q1, q2, q3, q4, q5, q6, q7, q8, smax32, smin32, coef32, v):
     """v[k] = max(s1 - smin32[k], smax32[k] - m1) - coef32 * |q[k] - x|^2 for k < n (float32,
     vectorized: every array is a contiguous slice that starts at the row after the pair's first)."""
     for k in range(n):
@@ -465,8 +466,10 @@ def _filter_tail(x, s1, m1, n, q0, q1, q2, q3, q4, q5, q6, smax32, smin32, coef3
         e4 = q4[k] - x[4]
         e5 = q5[k] - x[5]
         e6 = q6[k] - x[6]
+        e7 = q7[k] - x[7]
+        e8 = q8[k] - x[8]
         v[k] = max(g1, g2) - coef32 * (e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3 + e4 * e4 + e5 * e5
-                                       + e6 * e6)
+                                       + e6 * e6 + e7 * e7 + e8 * e8)
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -551,7 +554,8 @@ def _candidate_pairs(j0, mg, smax, smin, c, a, coef, off_end):
             x[u] = Q[u, k1]
         vs = v[s:]
         _filter_tail(x, smax32[k1] + off32, smin32[k1] - off32, mg - s, Q[0, s:], Q[1, s:], Q[2, s:],
-                     Q[3, s:], Q[4, s:], Q[5, s:], Q[6, s:], smax32[s:], smin32[s:], coef32, vs)
+                     Q[3, s:], Q[4, s:], Q[5, s:], Q[6, s:], Q[7, s:], Q[8, s:], smax32[s:], smin32[s:],
+                     coef32, vs)
         nch = _chunk_max(vs, mg - s, cmax)
         nb = 0
         for j in range(nch):
