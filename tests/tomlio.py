@@ -1,4 +1,5 @@
-"""TOML text for test configs (tomllib reads TOML; nothing in the standard library writes it)."""
+"""TOML text for configs in the tests and in studies/faults/bad_inputs.py (tomllib reads TOML;
+nothing in the standard library writes it)."""
 from __future__ import annotations
 
 import json

@@ -33,6 +33,8 @@ from rands import cli
 from rands.checkpoint import Checkpointer, digest
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "tests"))
+from tomlio import render as render_tables  # noqa: E402
 TIMEOUT_S = 30
 SMALL = {"name": "slippage", "k": 5, "delta": 0.5}
 KN = {"name": "kn", "delta": 0.5, "n0": 10}
@@ -64,24 +66,9 @@ class HangSlippage(rands.problems.normal.Slippage):
         return out
 
 
-def _toml(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == np.inf else "-inf" if v == -np.inf else repr(v))
-    if isinstance(v, (int, str)):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    raise TypeError(v)
-
-
 def render(problem: dict, procedure: dict, run: dict | None = None) -> str:
-    lines = []
-    for name, table in (("problem", problem), ("procedure", procedure), ("run", run or {})):
-        lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in table.items()]
-    return "\n".join(lines) + "\n"
+    """A config with [problem], [procedure] and [run] tables (the tests' TOML writer)."""
+    return render_tables({"problem": problem, "procedure": procedure, "run": run or {}})
 
 
 def cases(tmp: Path) -> list[dict]:
