@@ -62,6 +62,36 @@ def draw_samples(problem, seed, crn: bool, n: int) -> np.ndarray:
     return problem.simulate(systems, reps, Streams(seed, crn=crn)).reshape(k, n)
 
 
+def kn_reference(x, n_p, n0, alpha, delta, c=1):
+    """KN (Kim & Nelson 2001), one stage at a time, from the formulas: x (k, R) CRN samples
+    (column r = replication r); sums start over replications 0..n_p+n0-1 (n_p > 0: a head
+    start), S_il^2 and h^2 from the n0 fresh ones (n_p..n_p+n0-1) only; i is eliminated when
+    sum_l - sum_i > max(0, h^2 S_il^2 / (2 c delta) - delta r / (2 c)), h^2 = kn_h2(k, alpha,
+    n0, c). Returns (winner, samples per system)."""
+    from rands.procedures.fixed_precision.constants import kn_h2
+    k = x.shape[0]
+    fresh = x[:, n_p:n_p + n0]
+    cen = fresh - fresh.mean(axis=1, keepdims=True)
+    s2 = ((cen[:, None, :] - cen[None, :, :]) ** 2).sum(axis=2) / (n0 - 1)
+    h2 = kn_h2(k, alpha, n0, c)
+    r_close = np.floor(h2 * 4.0 * (cen * cen).sum(axis=1).max() / (n0 - 1) / delta ** 2) + 1
+    r = n_p + n0
+    alive = np.ones(k, dtype=bool)
+    n = np.full(k, r)
+    sums = x[:, :r].sum(axis=1)
+    while True:
+        thr = np.maximum(0.0, h2 * s2 / (2 * c * delta) - delta * r / (2 * c))
+        beaten = (sums[None, :] - sums[:, None] > thr) & alive[None, :] & ~np.eye(k, dtype=bool)
+        alive &= ~beaten.any(axis=1)
+        if alive.sum() <= 1 or r >= r_close:
+            break
+        sums[alive] += x[alive, r]
+        n[alive] += 1
+        r += 1
+    live = np.flatnonzero(alive)
+    return int(live[np.argmax(sums[live])]), n
+
+
 @pytest.fixture
 def samples():
     """:func:`draw_samples` (samples (i, r) recomputed from (seed, i, r))."""

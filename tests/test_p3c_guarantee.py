@@ -8,6 +8,7 @@ tests check each link on the data P3C actually requests, and PCS where the
 clustering is close to random.
 """
 import numpy as np
+import pytest
 
 import rands
 from rands.problems.base import Problem
@@ -90,47 +91,23 @@ def test_pcs_when_clusters_are_nearly_random():
 
 
 # ------------------------------------------------------------------ the head start (issue 16)
-def _kn_head_start_reference(x, n_p, n0, alpha, delta):
-    """KN with a head start, one stage at a time, from the formulas: x (k, R) CRN samples
-    (column r = replication r); sums start over replications 0..n_p+n0-1, S_il^2 and h^2
-    from the n0 fresh ones (n_p..n_p+n0-1) only. Returns (winner, samples per system)."""
-    from rands.procedures.fixed_precision.constants import kn_h2
-    k = x.shape[0]
-    fresh = x[:, n_p:n_p + n0]
-    c = fresh - fresh.mean(axis=1, keepdims=True)
-    s2 = ((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2) / (n0 - 1)
-    h2 = kn_h2(k, alpha, n0)
-    r_close = np.floor(h2 * 4.0 * (c * c).sum(axis=1).max() / (n0 - 1) / delta ** 2) + 1
-    r = n_p + n0
-    alive = np.ones(k, dtype=bool)
-    n = np.full(k, r)
-    sums = x[:, :r].sum(axis=1)
-    while True:
-        thr = np.maximum(0.0, h2 * s2 / (2 * delta) - delta * r / 2)
-        beaten = (sums[None, :] - sums[:, None] > thr) & alive[None, :] & ~np.eye(k, dtype=bool)
-        alive &= ~beaten.any(axis=1)
-        if alive.sum() <= 1 or r >= r_close:
-            break
-        sums[alive] += x[alive, r]
-        n[alive] += 1
-        r += 1
-    live = np.flatnonzero(alive)
-    return int(live[np.argmax(sums[live])]), n
-
-
-def test_head_start_matches_the_reference_kn():
+@pytest.mark.parametrize("c", [1, 2])
+def test_head_start_matches_the_reference_kn(c):
     """One cluster (no final): P3C's within KN with the pilot as head start takes exactly
     the decisions and sample sizes of KN written from the formulas, with sums over the
-    pilot + fresh replications and the variance from the fresh first stage only."""
-    from conftest import draw_samples
+    pilot + fresh replications and the variance from the fresh first stage only; also with
+    the boundary parameter c = 2 (kn_c)."""
+    from conftest import draw_samples, kn_reference
     prob = rands.problems.make("clustered", k=6, p=2, rho=0.5, delta=0.5)
-    kw = dict(alpha=0.05, delta=0.5, n0=10, pilot=8, n_clusters=1, alpha_split=0.5, n0_auto=False)
+    kw = dict(alpha=0.05, delta=0.5, n0=10, pilot=8, n_clusters=1, alpha_split=0.5, n0_auto=False,
+              kn_c=c)
     stages = 0
     for seed in range(6):
         r = rands.select(prob, "p3c", seed=seed, **kw)
         assert r.extras["pilot_samples"] == 8 * prob.k
+        assert r.extras["c_within"] == c
         x = draw_samples(prob, seed, True, 2000)
-        best, n = _kn_head_start_reference(x, 8, 10, 0.025, 0.5)
+        best, n = kn_reference(x, 8, 10, 0.025, 0.5, c)
         assert r.best == best
         assert np.array_equal(r.sample_sizes, n), (seed, r.sample_sizes, n)
         stages += int(n.max() - 18)

@@ -91,6 +91,7 @@ from ..errors import ParameterError, check_alpha, check_delta, check_float, chec
 from ..params import (ALPHA, CRN, DELTA, NAME, PROBABILITY_OPEN, Boolean, Interval, Mapping_, Options,
                       Sequence_, ints, optional)
 from .base import Procedure, ProcedureOutput
+from .fixed_precision.constants import kn_h2
 from .fixed_precision.kn_engine import run_kn_matches
 from .group import run_base
 
@@ -253,6 +254,7 @@ class _Pipeline(Procedure):
                   "alpha_w": float(info.get("alpha_w", self._fixed_alpha_w())),
                   "refined": int(info.get("refined", 0)),
                   "n0_w": int(info.get("n0_w", self.n0)), "n0_f": int(info.get("n0_f", self.n0)),
+                  "c_w": int(info.get("c_w", 0)), "c_f": int(info.get("c_f", 0)),
                   "pilot_history": np.array([[n, np.nan if a is None else a]
                                              for n, a in info.get("pilot_history", [])], dtype=np.float64)}
             if "cost" in info:
@@ -271,12 +273,13 @@ class _Pipeline(Procedure):
                 else sizes.astype(np.float64)
             pilot_n = int(st["pilot_total"]) // max(int(ctx.k), 1)
             winners = self._within(ctx, groups, sizes, cost, float(st["alpha_w"]),
-                                   int(st.get("n0_w", self.n0)), self._head_n(pilot_n))
+                                   int(st.get("n0_w", self.n0)), self._head_n(pilot_n), int(st.get("c_w", 0)))
             st.update({"stage": 2, "winners": winners, "within_total": int(ctx.total),
                        "within_n": np.asarray(ctx.n, dtype=np.int64) - pilot_n})
             ctx.boundary(st)
         winners = np.asarray(st["winners"], dtype=np.int64)
-        best, final_n = self._final(ctx, winners, float(st["alpha_w"]), int(st.get("n0_f", self.n0)))
+        best, final_n = self._final(ctx, winners, float(st["alpha_w"]), int(st.get("n0_f", self.n0)),
+                                    int(st.get("c_f", 0)))
         extras = {"n_groups": int(len(groups)), "group_sizes": sizes.tolist(),
                   "winners": winners.tolist(), "pilot_samples": int(st["pilot_total"]),
                   "within_samples": int(st["within_total"]) - int(st["pilot_total"]),
@@ -284,6 +287,7 @@ class _Pipeline(Procedure):
                   "within_n": np.asarray(st.get("within_n", []), dtype=np.int64),
                   "refined": int(st.get("refined", 0)),
                   "n0_within": int(st.get("n0_w", self.n0)), "n0_final": int(st.get("n0_f", self.n0)),
+                  "c_within": int(st.get("c_w", 0)) or None, "c_final": int(st.get("c_f", 0)) or None,
                   "pilot_history": [[int(n), None if not np.isfinite(a) else float(a)] for n, a in
                                     np.asarray(st.get("pilot_history", np.zeros((0, 2)))).reshape(-1, 2)]}
         if self.budget is None:
@@ -301,7 +305,8 @@ class _Pipeline(Procedure):
         return 0
 
     def _within(self, ctx, groups: list[np.ndarray], sizes: np.ndarray, cost: np.ndarray,
-                a_w: float, n0_w: int, head_n: int = 0) -> np.ndarray:
+                a_w: float, n0_w: int, head_n: int = 0, c_w: int = 0) -> np.ndarray:
+        """Winner of every group; ``c_w`` > 0: KN's boundary parameter for KN groups (0: the base's own)."""
         replay = self._replay()
         # CRN alignment: every member of a group starts at the group's largest next replication
         starts = [int(ctx.next_rep[g].max()) for g in groups]
@@ -319,6 +324,8 @@ class _Pipeline(Procedure):
                 params = self._params_for(name, alpha=a_w)
                 if "n0" in params and self.budget is None and replay == 0:
                     params["n0"] = int(n0_w)
+                if name == "kn" and c_w:
+                    params["c"] = int(c_w)
                 if name == "kn" and replay == 0:     # every KN match of the step in bulk
                     gs = [groups[j] for j in idx]
                     hs = None
@@ -330,7 +337,8 @@ class _Pipeline(Procedure):
                     pos = run_kn_matches(ctx, gs, alpha=params["alpha"],
                                          delta=params["delta"], n0=params["n0"],
                                          crn=bool(params.get("crn", False)),
-                                         lookahead=params.get("lookahead"), head_sums=hs, head_n=head_n)
+                                         lookahead=params.get("lookahead"), head_sums=hs, head_n=head_n,
+                                         c=int(params.get("c", 1)))
                     for j, w in zip(idx, pos):
                         winners[j] = groups[j][int(w)]
                     continue
@@ -366,7 +374,7 @@ class _Pipeline(Procedure):
             return 0
         return int(np.floor(self.final_fraction * self.budget))
 
-    def _final(self, ctx, winners: np.ndarray, a_w: float, n0_f: int) -> tuple[int, int]:
+    def _final(self, ctx, winners: np.ndarray, a_w: float, n0_f: int, c_f: int = 0) -> tuple[int, int]:
         if winners.size == 1:
             return int(winners[0]), 0
         before = ctx.total
@@ -376,6 +384,8 @@ class _Pipeline(Procedure):
             params = self._params_for(name, alpha=self.alpha - a_w)
             if "n0" in params:
                 params["n0"] = int(n0_f)
+            if name == "kn" and c_f:
+                params["c"] = int(c_f)
             if name != self.base:
                 params.pop("budget", None)
             res = ctx.run_groups(run_base, [winners], base=name, params=params, replay=0,
@@ -401,11 +411,18 @@ _KN_FRACTION = 0.27
 _N0_FACTORS = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 
 
-def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0):
+def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0, c: int = 1):
     """Heuristic expected samples per system of KN in a group: n0 + f h^2 s_D^2 / delta^2.
 
     h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a,
-    f = :data:`_KN_FRACTION`. A larger n0 buys a smaller h^2 (the t-like penalty of
+    f = :data:`_KN_FRACTION`. For the boundary parameter c > 1, h^2 = h^2(c) and
+    f = :data:`_KN_FRACTION` * 3 / (2c + 1): a pair with drift delta leaves the region
+    at h^2 S^2 / ((2c + 1) delta^2) (at h^2 S^2 / (3 delta^2) for c = 1). That only holds
+    where the sequential stage is long: c > 1 is eligible where n0 >= :data:`_C_MIN_N0` and
+    c = 1's sequential mean is at least :data:`_C_LONG` times the first screening's stage
+    head + n0; elsewhere c is charged c = 1's estimate times :data:`_C_PENALTY`. Calibrated
+    on 48 cells of the regime map (studies/p3c/kn_c_calibration.py): c = 2 was cheaper in
+    all 12 eligible cells (by 2-15 %) and dearer by 2.5 % (median) in the others. A larger n0 buys a smaller h^2 (the t-like penalty of
     estimating s_D^2 from n0 - 1 degrees of freedom), which is why n0_auto searches it.
     With a head start of ``head`` pilot samples a system eliminated after S sequential
     samples takes max(S - head, 0) new ones; with S taken exponential with mean
@@ -413,23 +430,35 @@ def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0):
     sequential stage, and never 0 for a short one, which would push alpha_split to its floor).
     """
     size = np.asarray(size, dtype=np.float64)
-    n0 = float(n0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        eta = 0.5 * ((2.0 * a / np.maximum(size - 1.0, 1.0)) ** (-2.0 / (n0 - 1.0)) - 1.0)
-    h2 = 2.0 * eta * (n0 - 1.0)
+        eta = 0.5 * ((2.0 * a / np.maximum(size - 1.0, 1.0)) ** (-2.0 / (float(n0) - 1.0)) - 1.0)
+    h2 = 2.0 * eta * (float(n0) - 1.0)
     mu = _KN_FRACTION * h2 * np.asarray(sd2) / float(delta) ** 2
+    one = float(n0) + _after_head(mu, head)
+    if c == 1:
+        return one
+    uniq, inv = np.unique(np.maximum(size, 2.0), return_inverse=True)
+    h2c = np.array([kn_h2(int(u), float(a), int(n0), int(c)) for u in uniq])[inv].reshape(size.shape)
+    mu_c = _KN_FRACTION * 3.0 / (2 * c + 1) * h2c * np.asarray(sd2) / float(delta) ** 2
+    eligible = (int(n0) >= _C_MIN_N0) & (mu >= _C_LONG * (np.asarray(head) + float(n0)))
+    return np.where(eligible, float(n0) + _after_head(mu_c, head), one * _C_PENALTY)
+
+
+def _after_head(mu, head):
+    """Mean of max(S - head, 0) for S exponential with mean mu (mu where there is no head start)."""
+    mu = np.asarray(mu, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        seq = np.where(np.asarray(head) > 0, mu * np.exp(-np.asarray(head) / np.where(mu > 0, mu, 1.0)), mu)
-    return n0 + seq
+        return np.where(np.asarray(head) > 0, mu * np.exp(-np.asarray(head) / np.where(mu > 0, mu, 1.0)), mu)
 
 
 def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w: float | None = None,
-                n0: int | None = None, head: int = 0) -> np.ndarray:
+                n0: int | None = None, head: int = 0, c: int = 1) -> np.ndarray:
     """Estimated samples of each group (LPT placement on workers, the pilot's choices).
 
     Fixed precision: size * (n0 + f h^2 s_D^2 / delta^2) with s_D^2 = 2 s^2 (1 - rho)
     from the pilot (mean variance s^2 and mean correlation rho of the cluster) and
-    KN's h^2 for the group size at a_w, less the ``head`` start where the group runs KN;
+    KN's h^2 for the group size at a_w (boundary parameter c), less the ``head`` start where the
+    group runs KN;
     fixed budget: the group's share (its size).
     """
     sizes = np.asarray(sizes, dtype=np.float64)
@@ -440,20 +469,21 @@ def _group_cost(sizes: np.ndarray, rho: np.ndarray, svar: np.ndarray, proc, a_w:
     sd2 = 2.0 * svar * np.clip(1.0 - rho, 0.0, 2.0)
     kn = (sizes <= proc.max_pairwise) | (proc.large_base is None) if proc.base == "kn" else False
     per = _kn_per_system(sizes, float(a_w), sd2, proc.n0 if n0 is None else n0, proc.delta,
-                         np.where(kn, float(head), 0.0))
+                         np.where(kn, float(head), 0.0), c if proc.base == "kn" else 1)
     return np.where(sizes > 1, sizes * per, 0.0)
 
 
 def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m: int,
-                   splits, n0s=None, head: int = 0) -> tuple[float, float, np.ndarray, int, int]:
-    """Pilot estimate of within + final samples, minimised over alpha_split and first stages.
+                   splits, n0s=None, head: int = 0, cs=(1,)) -> tuple:
+    """Pilot estimate of within + final samples, minimised over alpha_split, first stages and c.
 
     Within: :func:`_group_cost` per cluster at alpha_split*alpha; final: the non-empty
     clusters' winners at the rest, s_D^2 = 2 s^2 (1 - mean between-cluster correlation).
     ``n0s``: first-stage sizes searched, separately for the within stage and the final
-    (default: n0 only); ``head``: the within KN's head start (pilot samples). Reads the
+    (default: n0 only); ``head``: the within KN's head start (pilot samples); ``cs``: KN
+    boundary parameters searched, separately for the within stage and the final. Reads the
     pilot's standardized rows and variances only, never its means. Returns (estimate,
-    alpha_split, per-cluster cost, n0_within, n0_final).
+    alpha_split, per-cluster cost, n0_within, n0_final, c_within, c_final).
     """
     n0s = (int(proc.n0),) if n0s is None else tuple(int(v) for v in n0s)
     sizes = np.bincount(labels, minlength=m)
@@ -467,19 +497,31 @@ def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m
     else:
         rb = 0.0
     sd2_f = 2.0 * float(np.mean(svar)) * min(max(1.0 - rb, 0.0), 2.0)
-    best = (np.inf, float(splits[0]), None, n0s[0], n0s[0])
+    grid = [(n, c) for c in cs for n in n0s]
+    best = (np.inf, float(splits[0]), None, n0s[0], n0s[0], cs[0], cs[0])
     for sp in splits:
         a_w = float(proc.alpha) * float(sp)
-        costs = [_group_cost(sizes, rho, svc, proc, a_w, n, head) for n in n0s]
-        iw = int(np.argmin([c.sum() for c in costs]))
-        fins = [n_w * float(_kn_per_system(n_w, float(proc.alpha) - a_w, sd2_f, n, proc.delta))
-                if n_w > 1 else 0.0 for n in n0s]
+        costs = [_group_cost(sizes, rho, svc, proc, a_w, n, head, c) for n, c in grid]
+        iw = int(np.argmin([v.sum() for v in costs]))
+        fins = [n_w * float(_kn_per_system(n_w, float(proc.alpha) - a_w, sd2_f, n, proc.delta, 0, c))
+                if n_w > 1 else 0.0 for n, c in grid]
         jf = int(np.argmin(fins))
         tot = float(costs[iw].sum()) + fins[jf]
         if tot < best[0]:
-            best = (tot, float(sp), costs[iw], n0s[iw], n0s[jf])
+            best = (tot, float(sp), costs[iw], grid[iw][0], grid[jf][0], grid[iw][1], grid[jf][1])
     return best
 
+
+#: KN boundary parameters c searched by kn_c="auto": c = 3 was no cheaper than c = 2 where c = 2
+#: paid (k = 4096, p = 16, delta = 0.1: 117.8 vs 117.0 samples a system at rho 0.9, 74.8 vs 72.5
+#: at rho 0.95, 3-4 seeds)
+_C_GRID = (1, 2)
+#: c > 1 is eligible only with a first stage of at least this size ...
+_C_MIN_N0 = 20
+#: ... and where c = 1's sequential mean is at least this many times head + n0
+_C_LONG = 2.0
+#: c > 1 where it is not eligible: c = 1's estimate times this (the median measured loss)
+_C_PENALTY = 1.025
 
 #: alpha_split values searched by alpha_split="auto"
 _SPLIT_GRID = tuple(np.round(np.linspace(0.05, 0.95, 19), 2))
@@ -535,17 +577,27 @@ class P3C(_Pipeline):
         first-stage samples. The pilot is neither re-simulated nor counted again. Groups run
         by ``large_base`` (KT above ``max_pairwise``) or any other base ignore it, as do the
         final, DC (no pilot), reuse mode and an oracle partition. False: the fresh start.
+    kn_c : Kim & Nelson's boundary parameter c of the within-cluster and the final KN. "auto"
+        (default): chosen from (1, 2), separately for the within stage and the final, jointly
+        with alpha_split and the first stages, minimising the pilot's estimate of the rest
+        (split fixed precision; c = 1 with an oracle partition or in reuse mode). c = 2 narrows
+        the continuation region at its start and halves its slope (h^2 from Fabian's bound for
+        c; the region closes at h^2(c) S^2 / delta^2, later than c = 1's), so a clear leader
+        eliminates sooner and near-ties last longer: it pays where the sequential stage is long
+        (rho 0.9 clusters at delta 0.1: 7-10 % fewer samples, issue 16) and costs a few % near
+        the first-stage floor, which the cost model's eligibility rule keeps it from (see
+        ``_kn_per_system``). An integer: that c.
 
     Guarantee of the adaptive choices (split mode). Let D = (n_p, partition, refinement,
-    alpha_split, n0_within, n0_final): every entry is a function of pilot replications
+    alpha_split, n0_within, n0_final, c_within, c_final): every entry is a function of pilot replications
     0..n_p-1 only, and {n_p = n} is decided by replications 0..n-1 (a stopping time in the
     replication index). The within stage draws replications >= n_p, which are independent
     of D (replication vectors are i.i.d. across the index); given D, KN in the best's
-    group is Kim & Nelson's (2001) procedure with fixed constants (alpha_w, n0_within) on
+    group is Kim & Nelson's (2001) procedure with fixed constants (alpha_w, n0_within, c_within) on
     data independent of how the group was formed, so it eliminates the best with
     probability <= alpha_w whatever the partition. The final draws replications >= R, the
     largest replication any system used; {R = r} is decided by data below r, so the final's
-    data are independent of which systems won, and KN at (alpha - alpha_w, n0_final) errs
+    data are independent of which systems won, and KN at (alpha - alpha_w, n0_final, c_final) errs
     with probability <= alpha - alpha_w given the best reached it. Hence
     P(ICS | D) <= alpha for every pilot outcome and P(ICS) <= alpha however wrong the
     clustering is (Zhang & Peng, arXiv 2402.02196, for the pipeline; the split and the
@@ -554,7 +606,7 @@ class P3C(_Pipeline):
     Guarantee with the head start (needs what KN needs: the replication vectors
     (X_1j, ..., X_kj) i.i.d. multivariate normal across j, CRN). Every entry of D reads the
     pilot only through its residuals R = (X_j - Xbar)_{j < n_p}: the clustering, the ARI of
-    the stability rule, the cap, refinement, alpha_split and n0s use standardized rows and
+    the stability rule, the cap, refinement, alpha_split, n0s and cs use standardized rows and
     variances (``standardize`` centres each system's row; ``_expected_cost`` reads xs and
     the variances), and the residuals of a sub-pilot 0..n-1 are functions of R, since
     Xbar_n - Xbar = mean_{j<n} (X_j - Xbar). So {n_p = N, D = d} is an event in the
@@ -582,7 +634,8 @@ class P3C(_Pipeline):
                               "partition": optional([Sequence_(Interval(int, 0, None), what="a list of "
                                                                "k cluster labels (integers >= 0)")]),
                               "n_init": ints(1), "n_candidates": optional(ints(1)), "n0_auto": [Boolean()],
-                              "head_start": [Boolean()]}
+                              "head_start": [Boolean()],
+                              "kn_c": [*ints(1), Options(("auto",))]}
 
     def __init__(self, base: str | None = None, alpha: float = 0.05, delta: float = 0.1, n0: int = 20,
                  pilot: int | str | None = None, n_clusters: int = 16, pilot_mode: str = "split",
@@ -592,7 +645,7 @@ class P3C(_Pipeline):
                  final_fraction: float = 0.1, n_init: int = 3,
                  n_candidates: int | None = None, pilot_cap: float = 0.25, stable_ari: float = 0.95,
                  pilot_max: int = 40, refine: bool = False, refine_ratio: float = 0.5,
-                 n0_auto: bool = True, head_start: bool = True):
+                 n0_auto: bool = True, head_start: bool = True, kn_c: int | str = "auto"):
         self.base = base if base is not None else ("kn" if budget is None else "greedy")
         self.alpha = alpha
         self.delta = delta
@@ -618,6 +671,7 @@ class P3C(_Pipeline):
         self.refine_ratio = refine_ratio
         self.n0_auto = n0_auto
         self.head_start = head_start
+        self.kn_c = kn_c
         self._validate_params()
 
     def _validate_params(self) -> None:
@@ -634,6 +688,10 @@ class P3C(_Pipeline):
             check_int("n_candidates", self.n_candidates, low=1)
         if isinstance(self.alpha_split, str) and self.alpha_split != "auto":
             raise ParameterError(f"alpha_split must be in (0, 1) or 'auto', got {self.alpha_split!r}")
+        if isinstance(self.kn_c, str) and self.kn_c != "auto":
+            raise ParameterError(f"kn_c must be a positive integer or 'auto', got {self.kn_c!r}")
+        if "c" in (self.base_params or {}):
+            raise ParameterError("set KN's boundary parameter c through kn_c, not base_params")
         if self.pilot == "adaptive":
             if self.pilot_mode == "reuse" or self.budget is not None:
                 raise ParameterError("pilot='adaptive' needs pilot_mode='split' and no budget (the pilot "
@@ -690,6 +748,14 @@ class P3C(_Pipeline):
             return (int(self.n0),)
         return tuple(sorted({int(round(f * self.n0)) for f in _N0_FACTORS}))
 
+    def _cs(self) -> tuple:
+        """KN boundary parameters searched (kn_c='auto': 1, 2 in split fixed precision; 1 with an
+        oracle partition, which has no pilot to choose from)."""
+        if not isinstance(self.kn_c, str):
+            return (int(self.kn_c),)
+        split = self.pilot_mode == "split" and self.budget is None and self.partition is None
+        return _C_GRID if split else (1,)
+
     def _splits(self) -> tuple:
         if not isinstance(self.alpha_split, str):
             return (float(self.alpha_split),)
@@ -736,16 +802,17 @@ class P3C(_Pipeline):
                 labels = labels.copy()
                 labels[move] = m                       # one residual group
                 m += 1
-        est, split, cost, n0_w, n0_f = _expected_cost(self, xs, svar, labels, m, self._splits(), self._n0s(),
-                                                      self._head_n(n_p))
+        est, split, cost, n0_w, n0_f, c_w, c_f = _expected_cost(self, xs, svar, labels, m, self._splits(),
+                                                                self._n0s(), self._head_n(n_p), self._cs())
         sizes = np.bincount(labels, minlength=m)
         ctx.log("cluster", pilot=n_p, clusters=m, objective=res.objective, refined=refined,
-                alpha_split=split, n0_within=n0_w, n0_final=n0_f, expected=round(est), sizes=sizes.tolist(),
+                alpha_split=split, n0_within=n0_w, n0_final=n0_f, c_within=c_w, c_final=c_f,
+                expected=round(est), sizes=sizes.tolist(),
                 mean_within_corr=np.nan_to_num(mean_within_correlation(xs, labels, m)).round(4).tolist())
         info = {"objective": res.objective, "cost": cost, "pilot_history": history, "refined": refined}
         if self.budget is None:
             info["alpha_w"] = float(self.alpha) * split
-            info.update(n0_w=int(n0_w), n0_f=int(n0_f))
+            info.update(n0_w=int(n0_w), n0_f=int(n0_f), c_w=int(c_w), c_f=int(c_f))
         return labels, m, info
 
 

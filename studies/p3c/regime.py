@@ -83,7 +83,8 @@ def _run(prob, proc: str, params: dict, seed) -> dict:
     ex = r.extras
     row = {"total": int(r.total_samples), "correct": bool(r.best == 0), "wall": round(time.time() - t, 3),
            "alpha_w": ex.get("alpha_w"), "pilot_n": int(ex["pilot_samples"]) // prob.k,
-           "refined": int(ex.get("refined", 0) or 0), "pilot_history": ex.get("pilot_history")}
+           "refined": int(ex.get("refined", 0) or 0), "pilot_history": ex.get("pilot_history"),
+           "c_within": ex.get("c_within"), "c_final": ex.get("c_final")}
     row.update(_breakdown(prob, r))
     if proc == "p3c":
         row["ari"] = round(float(adjusted_rand_index(prob.clusters, ex["labels"])), 4)
@@ -91,7 +92,8 @@ def _run(prob, proc: str, params: dict, seed) -> dict:
 
 
 def _method(meth: str, p: int, d: float) -> tuple[str, dict]:
-    """"dc", "p3c" (as shipped), "dcN" (DC with first stage N), "p3c-fixed-n0" (n0_auto off)."""
+    """"dc", "p3c" (as shipped), "dcN" (DC with first stage N), "p3c-fixed-n0" (n0_auto off),
+    "p3c-cN" (KN's boundary parameter fixed at N; the default kn_c="auto" chooses 1 or 2)."""
     params = dict(alpha=ALPHA, delta=d, n0=N0, base="kn")
     if meth.startswith("dc"):
         if meth != "dc":
@@ -99,6 +101,8 @@ def _method(meth: str, p: int, d: float) -> tuple[str, dict]:
         return "dc", {**params, "n_groups": p}
     if meth == "p3c-fixed-n0":
         params["n0_auto"] = False
+    if meth.startswith("p3c-c"):
+        params["kn_c"] = int(meth[5:])
     return "p3c", {**params, "n_clusters": p}
 
 
@@ -131,6 +135,8 @@ def part_pcs(a) -> None:
     params = dict(alpha=ALPHA, delta=a.delta, n0=N0, base="kn", n_clusters=a.p)
     if a.pilot:
         params["pilot"] = a.pilot
+    if a.kn_c:
+        params["kn_c"] = a.kn_c
     with open(path, "a") as f:
         for rep in range(a.reps):
             key = ["p3c", a.k, a.p, a.rho, a.delta, rep]
@@ -192,6 +198,7 @@ def main(argv=None) -> None:
     c.add_argument("--delta", type=float, default=0.5)
     c.add_argument("--reps", type=int, default=1000)
     c.add_argument("--pilot", type=int, default=None, help="fixed pilot size (default: adaptive)")
+    c.add_argument("--kn-c", type=int, default=None, help="KN's boundary parameter (default: auto)")
     c.add_argument("--out", default="pcs")
     b = sub.add_parser("budget")
     b.add_argument("--k", type=int, default=1024)

@@ -92,7 +92,8 @@ def rinott_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: in
 
 # --------------------------------------------------------------------------- KN
 def kn_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: int, crn: bool,
-             st: dict, save: Callable[[], None], prefix: str = "", lookahead: int | None = None) -> int:
+             st: dict, save: Callable[[], None], prefix: str = "", lookahead: int | None = None,
+             c: int = 1) -> int:
     """Kim & Nelson (2001) on ``systems`` (local ids of ctx); returns the winner's position.
 
     One match of :func:`kn_engine.kn_matches`: n0 samples each; S_il^2 = sample
@@ -101,10 +102,10 @@ def kn_stage(ctx, systems: np.ndarray, *, alpha: float, delta: float, n0: int, c
     stages at a time) with KN's screening until one survives. Under CRN all
     draws use common replication indices start, start+1, ... (start = the
     largest next replication among ``systems``). PCS >= 1-alpha under the IZ,
-    normal data.
+    normal data. ``c``: KN's boundary parameter (default 1).
     """
     systems = np.asarray(systems, dtype=np.int64)
     if systems.shape[0] == 1:
         return 0
     return int(kn_matches(ctx, [systems], alpha=alpha, delta=delta, n0=n0, crn=crn,
-                          lookahead=lookahead, st=st, prefix=prefix, save=save)[0])
+                          lookahead=lookahead, st=st, prefix=prefix, save=save, c=c)[0])

@@ -122,9 +122,42 @@ def kn_eta(k: int, alpha: float, n0: int) -> float:
     return 0.5 * float(np.expm1(-2.0 / (n0 - 1) * np.log(2.0 * alpha / (k - 1))))
 
 
-def kn_h2(k: int, alpha: float, n0: int) -> float:
-    """KN's h^2 = 2 eta (n0 - 1)."""
-    return 2.0 * kn_eta(k, alpha, n0) * (n0 - 1)
+def kn_h2(k: int, alpha: float, n0: int, c: int = 1) -> float:
+    """KN's h^2 for the boundary parameter c (Kim & Nelson 2001): 2 eta (n0 - 1) at c = 1.
+
+    For a positive integer c, h^2 solves g(h^2) = alpha / (k - 1) with
+    g(h^2) = sum_{l=1..c} (-1)^(l+1) (1 - I(l = c) / 2) (1 + (2c - l) l h^2 / (c^2 nu))^(-nu / 2),
+    nu = n0 - 1: Fabian's (1974) probability that a Brownian motion with drift delta
+    leaves the triangle |W| < a - lambda t (lambda = delta / (2c), a = h^2 S^2 / (2 c delta))
+    through the wrong side, exp(-2 a lambda (2c - l) l / sigma^2) term by term, averaged
+    over S^2 ~ sigma^2 chi2_nu / nu. At c = 1 this is the closed form above.
+    """
+    c = check_int("c", c, low=1)
+    if c == 1:
+        return 2.0 * kn_eta(k, alpha, n0) * (n0 - 1)
+    k = check_int("k", k, low=2)
+    alpha = check_alpha(alpha)
+    n0 = check_int("n0", n0, low=2)
+    return _kn_h2_c(k, float(alpha), n0, c)
+
+
+def kn_wrong_exit(h2: float, k: int, n0: int, c: int) -> float:
+    """g(h^2) of :func:`kn_h2` times (k - 1): the Bonferroni bound on KN's error for h^2."""
+    nu = float(n0 - 1)
+    tot = 0.0
+    for l in range(1, c + 1):
+        w = 1.0 - 0.5 * (l == c)
+        tot += (-1) ** (l + 1) * w * float(np.exp(-0.5 * nu * np.log1p((2 * c - l) * l * h2 / (c * c * nu))))
+    return tot * (k - 1)
+
+
+@lru_cache(maxsize=4096)
+def _kn_h2_c(k: int, alpha: float, n0: int, c: int) -> float:
+    f = lambda h2: kn_wrong_exit(h2, k, n0, c) - alpha  # noqa: E731
+    hi = 2.0 * c * c * kn_eta(k, alpha, n0) * (n0 - 1)   # g at c's h^2 <= g at c = 1's scaled bound
+    while f(hi) > 0:
+        hi *= 2.0
+    return float(optimize.brentq(f, 1e-12, hi, xtol=ROOT_XTOL, rtol=1e-14))
 
 
 def _min_chi2_rule(nu: float, refine: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -20,9 +20,11 @@ is left in each group. :func:`kn_matches` runs every match of a call at once:
 
 Screening rule (Kim & Nelson 2001): at stage r, i is eliminated when some l
 alive at the start of that screening has
-sum_l - sum_i > max(0, h^2 S_il^2 / (2 delta) - delta r / 2), with S_il^2 the
-first-stage variance of X_i - X_l; eliminations within a stage are
-simultaneous. A group stops when one system is left or every continuation
+sum_l - sum_i > max(0, h^2 S_il^2 / (2 c delta) - delta r / (2 c)), with S_il^2 the
+first-stage variance of X_i - X_l and c the boundary parameter (default 1);
+eliminations within a stage are simultaneous. The region for c is the c = 1
+region for delta / c and h^2 / c^2 (both close at h^2 S_il^2 / delta^2), which is
+how the kernels run it: a match stores h^2 / c^2 and screens with delta / c. A group stops when one system is left or every continuation
 region has closed (r >= r_close; then the largest sum wins, lowest index on a
 tie).
 """
@@ -96,7 +98,7 @@ class KNMatches:
 
 
 def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: int,
-             crn: bool, head_sums: np.ndarray | None = None, head_n: int = 0) -> KNMatches:
+             crn: bool, head_sums: np.ndarray | None = None, head_n: int = 0, c: int = 1) -> KNMatches:
     """First stage of every match: n0 samples of each system in one draw.
 
     Under CRN each match draws replications base..base+n0-1 common to its systems
@@ -108,7 +110,11 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
     CRN replications base-head_n..base-1 already counted by the caller (P3C's
     pilot), and the stage counter r at head_n + n0, so the first screening is at
     r = head_n + n0. S_il^2 and h^2 still come from the n0 fresh samples only.
+
+    ``c``: KN's boundary parameter; the matches store h^2(c) / c^2 (the c = 1 form for
+    delta / c, see the module docstring), so :func:`kn_advance` must get the same c.
     """
+    cb = int(c)                     # the boundary parameter (c below is the centred first stage)
     sizes = np.array([len(g) for g in groups], dtype=np.int64)
     ptr = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
     np.cumsum(sizes, out=ptr[1:])
@@ -131,11 +137,12 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
         base = base - int(head_n)       # stage r draws replication base + r, as without it
     c = np.ascontiguousarray(x - x.mean(axis=1, keepdims=True))
     a = np.einsum("ij,ij->i", c, c)
-    h2_of = {int(s): kn_h2(int(s), alpha, n0) for s in np.unique(sizes) if s >= 2}
+    h2_of = {int(s): kn_h2(int(s), alpha, n0, cb) / (cb * cb) for s in np.unique(sizes) if s >= 2}
     h2 = np.array([h2_of.get(int(s), 0.0) for s in sizes])
     amax = np.maximum.reduceat(a, ptr[:-1]) if rows.size else np.zeros(0)
     inv_nu = 1.0 / (n0 - 1)
-    r_close = (np.floor(h2 * 4.0 * amax * inv_nu / (delta * delta)) + 1).astype(np.int64)
+    d = delta / cb
+    r_close = (np.floor(h2 * 4.0 * amax * inv_nu / (d * d)) + 1).astype(np.int64)
     winner = np.where(sizes == 1, 0, -1).astype(np.int64)
     return KNMatches(rows=rows, ptr=ptr, h2=h2, base=base.astype(np.int64), r_close=r_close,
                      r=np.full(sizes.shape[0], n0 + int(head_n), dtype=np.int64), winner=winner, c=c,
@@ -144,14 +151,17 @@ def kn_start(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: i
 
 
 def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | None,
-               save: Callable[[], None] | None = None) -> None:
+               save: Callable[[], None] | None = None, c: int = 1) -> None:
     """Run every open match of ``m`` to its end, one block of stages at a time.
 
     ``lookahead``: stages per block (None: chosen from the measured cost of a
     sample, see :func:`rands.lookahead.choose`). ``save`` is called at every block
-    boundary with ``m`` complete (a checkpoint may be written there).
+    boundary with ``m`` complete (a checkpoint may be written there). ``c``: the
+    boundary parameter ``m`` was started with (its matches screen with delta / c).
     """
     from ...lookahead import LookaheadPolicy
+
+    delta = delta / c
 
     policy = LookaheadPolicy(lookahead, ctx)
     inv_nu = 1.0 / (n0 - 1)
@@ -219,30 +229,31 @@ def kn_advance(ctx, m: KNMatches, *, delta: float, n0: int, lookahead: int | Non
 def kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: int, crn: bool,
                lookahead: int | None = None, st: dict | None = None, prefix: str = "",
                save: Callable[[], None] | None = None, head_sums: np.ndarray | None = None,
-               head_n: int = 0) -> np.ndarray:
+               head_n: int = 0, c: int = 1) -> np.ndarray:
     """KN (Kim & Nelson 2001) in every group of local ids; returns each winner's position in its group.
 
     ``st`` (a dict) holds the state under ``prefix`` between block boundaries, so a
     checkpointed run resumes mid-match; ``save`` is called at every boundary.
     PCS >= 1-alpha per match under the IZ, normal outputs, independent or CRN.
-    ``head_sums``, ``head_n``: an optional head start (see :func:`kn_start`).
+    ``head_sums``, ``head_n``: an optional head start (see :func:`kn_start`); ``c``: KN's
+    boundary parameter (default 1).
     """
     st = {} if st is None else st
     if KNMatches.has_state(st, prefix):
         m = KNMatches.from_state(st, prefix)
     else:
         m = kn_start(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn, head_sums=head_sums,
-                     head_n=head_n)
+                     head_n=head_n, c=c)
         ctx.log(prefix + "kn_stage1", matches=m.n_matches, systems=int(m.rows.shape[0]), n0=n0,
                 crn=bool(crn), h2=float(m.h2.max()) if m.n_matches else 0.0,
-                **({"head_n": int(head_n)} if head_n else {}))
+                **({"head_n": int(head_n)} if head_n else {}), **({"c": int(c)} if c != 1 else {}))
     inner = None
     if save is not None:
         def inner() -> None:
             st.update(m.to_state(prefix))
             save()
         inner()
-    kn_advance(ctx, m, delta=delta, n0=n0, lookahead=lookahead, save=inner)
+    kn_advance(ctx, m, delta=delta, n0=n0, lookahead=lookahead, save=inner, c=c)
     st.update(m.to_state(prefix))
     return m.winner.copy()
 
@@ -250,7 +261,7 @@ def kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0:
 def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float, n0: int, crn: bool,
                    lookahead: int | None = None, st: dict | None = None, prefix: str = "",
                    save: Callable[[], None] | None = None, head_sums: np.ndarray | None = None,
-                   head_n: int = 0) -> np.ndarray:
+                   head_n: int = 0, c: int = 1) -> np.ndarray:
     """:func:`kn_matches` here or on the executor's workers; each winner's position in its group.
 
     On the coordinator (in bulk, checkpointed at block boundaries, progress
@@ -261,7 +272,7 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     workers. Both give the same winners: a match depends only on its systems'
     samples, which depend only on (seed, system, replication).
     ``head_sums`` (one per system of the concatenated groups), ``head_n``: an optional
-    head start (see :func:`kn_start`).
+    head start (see :func:`kn_start`); ``c``: KN's boundary parameter.
     """
     hs = (None if not head_n else np.asarray(head_sums, dtype=np.float64))
     workers = int(getattr(ctx.executor, "n_workers", 1))
@@ -278,7 +289,7 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     if shipping or (workers > 1 and len(groups) > 1 and est > threshold and not resuming):
         return _ship_matches(ctx, groups, workers=workers, cost=cost, st=st, key=prefix + "shipped",
                              save=save, head_sums=hs, alpha=alpha, delta=delta, n0=n0, crn=crn,
-                             lookahead=lookahead, head_n=int(head_n))
+                             lookahead=lookahead, head_n=int(head_n), **({"c": int(c)} if c != 1 else {}))
     # here: on a child context (the statistics of these matches start at zero and are merged
     # at the end, the same arithmetic as a worker's), checkpointed at every block boundary
     st = {} if st is None else st
@@ -295,7 +306,7 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
             st.update({key + f: v for f, v in child.stats.to_dict().items()})
             save()
     winners = kn_matches(child, local, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead,
-                         st=st, prefix=prefix, save=inner, head_sums=hs, head_n=head_n)
+                         st=st, prefix=prefix, save=inner, head_sums=hs, head_n=head_n, c=c)
     ctx.merge_child(child, rows)
     for f in STATS_FIELDS:
         st.pop(key + f, None)
@@ -360,14 +371,15 @@ def _ship_matches(ctx, groups: list[np.ndarray], *, workers: int, cost: float, s
 
 
 def kn_match_chunk(ctx, *, sizes: list[int], alpha: float, delta: float, n0: int, crn: bool,
-                   lookahead: int | None, head_n: int = 0, head_sums: np.ndarray | None = None) -> list[int]:
+                   lookahead: int | None, head_n: int = 0, head_sums: np.ndarray | None = None,
+                   c: int = 1) -> list[int]:
     """Several KN matches on one sub-context whose systems are the matches' systems in
     order (``sizes`` of each); each winner's position in its match. Module-level so
     that parallel backends can run it on other processes or ranks."""
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     groups = [np.arange(bounds[j], bounds[j + 1]) for j in range(len(sizes))]
     return kn_matches(ctx, groups, alpha=alpha, delta=delta, n0=n0, crn=crn, lookahead=lookahead,
-                      head_sums=head_sums, head_n=head_n).tolist()
+                      head_sums=head_sums, head_n=head_n, c=c).tolist()
 
 
 @numba.njit(cache=True)
