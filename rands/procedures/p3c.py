@@ -418,16 +418,13 @@ def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0, c: int = 
     f = :data:`_KN_FRACTION`. For the boundary parameter c > 1, h^2 = h^2(c) and
     f = :data:`_KN_FRACTION` * 3 / (2c + 1): a pair with drift delta leaves the region
     at h^2 S^2 / ((2c + 1) delta^2) (at h^2 S^2 / (3 delta^2) for c = 1). That only holds
-    where the sequential stage is long: c > 1 is eligible where n0 >= :data:`_C_MIN_N0` and
-    c = 1's sequential mean is at least :data:`_C_LONG` times the first screening's stage
-    head + n0; elsewhere c is charged c = 1's estimate times :data:`_C_PENALTY`. Calibrated
-    on 48 cells of the regime map (studies/p3c/kn_c_calibration.py): c = 2 was cheaper in
-    all 12 eligible cells (by 2-15 %) and dearer by 2.5 % (median) in the others. A larger n0 buys a smaller h^2 (the t-like penalty of
-    estimating s_D^2 from n0 - 1 degrees of freedom), which is why n0_auto searches it.
-    With a head start of ``head`` pilot samples a system eliminated after S sequential
-    samples takes max(S - head, 0) new ones; with S taken exponential with mean
-    mu = f h^2 s_D^2 / delta^2 that is n0 + mu exp(-head / mu) (about mu - head for a long
-    sequential stage, and never 0 for a short one, which would push alpha_split to its floor).
+    where the sequential stage is long and S^2 has many degrees of freedom: c > 1 is eligible
+    where n0 >= :data:`_C_MIN_N0` and c = 1's sequential mean is at least :data:`_C_LONG`
+    times the first screening's stage head + n0; elsewhere c is charged c = 1's estimate times
+    :data:`_C_PENALTY`. Calibrated on the regime map with c = 2 forced against c = 1 on the
+    same seeds (studies/p3c/README.md, section "KN's boundary parameter"): c = 2 paid where
+    the sequential stage was long and n0 >= 30, and cost a few % near the first-stage floor
+    and where the model then chose n0 = 20-24 (up to +6 % at k = 1024, p = 16, rho = 0.9).
     """
     size = np.asarray(size, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -517,7 +514,7 @@ def _expected_cost(proc, xs: np.ndarray, svar: np.ndarray, labels: np.ndarray, m
 #: at rho 0.95, 3-4 seeds)
 _C_GRID = (1, 2)
 #: c > 1 is eligible only with a first stage of at least this size ...
-_C_MIN_N0 = 20
+_C_MIN_N0 = 30
 #: ... and where c = 1's sequential mean is at least this many times head + n0
 _C_LONG = 2.0
 #: c > 1 where it is not eligible: c = 1's estimate times this (the median measured loss)
@@ -616,9 +613,9 @@ class P3C(_Pipeline):
     from the n0 fresh first-stage samples only (chi^2 with n0 - 1 df, independent of the
     fresh first-stage sum), so given (D, S_il^2) the running sums at r = N + n0, N + n0 + 1,
     ... are a Brownian motion with drift observed at integer times. Kim & Nelson's (2001)
-    bound for the triangular continuation region holds whatever the set of observation
-    times (the Jennison-Johnstone-Turnbull lemma they use), so each pair's wrong
-    elimination has probability <= alpha_w / (size - 1) with eta from n0 as before, and the
+    bound for the triangular continuation region (Fabian's, for every c) holds whatever the
+    set of observation times (the Jennison-Johnstone-Turnbull lemma they use), so each pair's wrong
+    elimination has probability <= alpha_w / (size - 1) with h^2 from (n0, c) as before, and the
     argument above goes through with r counting pilot + fresh samples.
     """
 

@@ -92,9 +92,12 @@ def _run(prob, proc: str, params: dict, seed) -> dict:
 
 
 def _method(meth: str, p: int, d: float) -> tuple[str, dict]:
-    """"dc", "p3c" (as shipped), "dcN" (DC with first stage N), "p3c-fixed-n0" (n0_auto off),
+    """"dc", "p3c" (as shipped), "dcN" (DC with first stage N), "dc-c2" (DC with KN's c = 2),
+    "p3c-fixed-n0" (n0_auto off),
     "p3c-cN" (KN's boundary parameter fixed at N; the default kn_c="auto" chooses 1 or 2)."""
     params = dict(alpha=ALPHA, delta=d, n0=N0, base="kn")
+    if meth == "dc-c2":                   # DC with KN's boundary parameter c = 2
+        return "dc", {**params, "n_groups": p, "base_params": {"c": 2}}
     if meth.startswith("dc"):
         if meth != "dc":
             params["n0"] = int(meth[2:])

@@ -30,6 +30,8 @@ def _load(*names) -> dict:
                 meth = "p3c-cap0.1"             # n0_auto with the old pilot cap
             elif (nm.startswith("regime3") or nm.startswith("rho0b")) and meth == "p3c":
                 meth = "p3c-nohead"             # before the head start (= head_start=False)
+            elif (nm.startswith("regime4") or nm.startswith("rho0c")) and meth == "p3c":
+                meth = "p3c-c1"                 # head start, before kn_c (= kn_c=1, bit for bit)
             if (meth, *rest) in seen:
                 continue
             seen.add((meth, *rest))
@@ -60,14 +62,15 @@ def regime_tables(D) -> list[str]:
     L = []
     for k in KS:
         L += [f"### DC / P3C total samples, k = {k} (20 macroreps a cell; PCS of P3C / DC in the last columns)", "",
-              "P3C with the head start (default); '-': not run with it (see the previous column).", "",
-              "| delta | rho | " + " | ".join(f"p={p}" for p in PS) + " | p/2 met (p<=16) | P3C without head start "
+              "P3C as shipped (head start, kn_c='auto'); the next column: kn_c=1 (the head start alone, "
+              "regime4_*); '-': not run.", "",
+              "| delta | rho | " + " | ".join(f"p={p}" for p in PS) + " | p/2 met (p<=16) | P3C with c = 1 "
               "p=4/8/16/32 | min PCS P3C / DC |", "|---|---|" + "---|" * len(PS) + "---|---|---|"]
         for d in DELTAS:
             for rho in RHOS:
                 cells, old, met, pcs = [], [], [], []
                 for p in PS:
-                    dc, new, prev = (D[(m, k, p, rho, d)] for m in ("dc", "p3c", "p3c-nohead"))
+                    dc, new, prev = (D[(m, k, p, rho, d)] for m in ("dc", "p3c", "p3c-c1"))
                     r = _mean(dc) / _mean(new) if new else float("nan")
                     cells.append(f"{r:.2f}" if new else "-")
                     old.append(f"{_mean(dc) / _mean(prev):.2f}" if prev else "-")
@@ -82,20 +85,43 @@ def regime_tables(D) -> list[str]:
 
 
 def goal_table(D) -> list[str]:
-    """The issue's goal cells (delta = 0.1, rho >= 0.9, p <= 16): DC / P3C with and without the head start."""
+    """The issue's goal cells (delta = 0.1, rho >= 0.9, p <= 16): DC / P3C, step by step."""
     L = ["### Goal cells: DC / P3C >= p/2 at delta = 0.1, rho >= 0.9, p <= 16 (samples per system, 20 macroreps)", "",
-         "| k | p | rho | DC | P3C no head start | P3C head start | DC/P3C before | DC/P3C now | p/2 | met | "
-         "PCS P3C now (n) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+         "P3C columns: no head start (regime3_*), head start with c = 1 (regime4_*), c = 2 forced (regime5c2_*), "
+         "as shipped (kn_c='auto', regime5_*; c within = the share of macroreps whose within KN used c = 2).", "",
+         "| k | p | rho | DC | P3C no head start | head start, c = 1 | c = 2 | as shipped | c within = 2 | "
+         "DC/P3C c = 1 | DC/P3C now | p/2 | met | PCS P3C now (n) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in KS:
         for p in (4, 8, 16):
             for rho in (0.9, 0.95, 0.99):
-                dc, new, old = (D[(m, k, p, rho, 0.1)] for m in ("dc", "p3c", "p3c-nohead"))
+                dc, new, c1, c2, old = (D[(m, k, p, rho, 0.1)] for m in ("dc", "p3c", "p3c-c1", "p3c-c2",
+                                                                           "p3c-nohead"))
                 if not dc or not new:
                     continue
                 r = _mean(dc) / _mean(new)
-                L.append(f"| {k} | {p} | {rho} | {_mean(dc) / k:.0f} | {_mean(old) / k:.1f} | {_mean(new) / k:.1f} | "
-                         f"{_mean(dc) / _mean(old):.2f} | {r:.2f} | {p / 2:g} | {'yes' if r >= p / 2 else 'no'} | "
-                         f"{_pcs(new)} |")
+                two = np.mean([x.get("c_within") == 2 for x in new])
+                L.append(f"| {k} | {p} | {rho} | {_mean(dc) / k:.0f} | {_mean(old) / k:.1f} | {_mean(c1) / k:.1f} | "
+                         f"{_mean(c2) / k:.1f} | {_mean(new) / k:.1f} | {two:.2f} | {_mean(dc) / _mean(c1):.2f} | "
+                         f"{r:.2f} | {p / 2:g} | {'yes' if r >= p / 2 else 'no'} | {_pcs(new)} |")
+    return L + [""]
+
+
+def c_table(D) -> list[str]:
+    """The kn_c='auto' eligibility rule against c = 2 forced, cell by cell (p = 4, 16; same seeds)."""
+    L = ["### KN's boundary parameter: c = 2 forced / c = 1, and what kn_c='auto' chose (20 macroreps, same seeds)",
+         "", "share = macroreps whose within KN used c = 2 under kn_c='auto'; auto / c1 = as shipped over c = 1.", "",
+         "| k | p | delta | rho | c = 1 | c = 2 | c2 / c1 | share c = 2 | auto / c1 |", "|---|---|---|---|---|---|---|---|---|"]
+    for k in KS:
+        for p in (4, 16):
+            for d in DELTAS:
+                for rho in RHOS:
+                    c1, c2, new = (D[(m, k, p, rho, d)] for m in ("p3c-c1", "p3c-c2", "p3c"))
+                    if not c1 or not c2 or not new:
+                        continue
+                    two = np.mean([x.get("c_within") == 2 for x in new])
+                    L.append(f"| {k} | {p} | {d} | {rho} | {_mean(c1) / k:.1f} | {_mean(c2) / k:.1f} | "
+                             f"{_mean(c2) / _mean(c1):.3f} | {two:.2f} | {_mean(new) / _mean(c1):.3f} |")
     return L + [""]
 
 
@@ -104,14 +130,15 @@ def breakdown_table(D) -> list[str]:
          "first = the within base's first stage (n0_within systems of groups >= 2); same / cross = "
          "sequential samples of systems in their group's majority true cluster / strays (new samples: "
          "with the head start the pilot's samples count in 'pilot' only); "
-         "DC's same / cross are by the same rule on its random groups; p3c-nohead = head_start=False.", "",
+         "DC's same / cross are by the same rule on its random groups; p3c = as shipped (head start, "
+         "kn_c='auto'), p3c-c1 = kn_c=1, p3c-nohead = head_start=False and kn_c=1.", "",
          "| k | p | rho | method | pilot | first | seq same | seq cross | final | total | DC/P3C | pilot n | "
          "n0 within / final | alpha_w | ARI |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k in KS:
         for p in (4, 8, 16):
             for rho in (0.9, 0.95, 0.99):
                 dc = D[("dc", k, p, rho, 0.1)]
-                for m in ("p3c", "p3c-nohead", "dc"):
+                for m in ("p3c", "p3c-c1", "p3c-nohead", "dc"):
                     rows = D[(m, k, p, rho, 0.1)]
                     if not rows:
                         continue
@@ -144,6 +171,8 @@ def rho0_table(D) -> list[str]:
                 old = D[("p3c-nohead", k, p, 0.0, d)]
                 mark = ""
                 if not pc:
+                    pc, mark = D[("p3c-c1", k, p, 0.0, d)], " (c = 1)"
+                if not pc:
                     pc, mark = old, " (no head start)"
                 if not dc or not pc:
                     continue
@@ -174,12 +203,29 @@ def dcn0_table(D) -> list[str]:
     return L + [""]
 
 
+def dcc2_table(D) -> list[str]:
+    """DC given KN's c = 2 too, at the goal cells: how much of P3C's gain from c DC could have."""
+    L = ["### DC with KN's c = 2 at the goal cells (delta = 0.1, 20 macroreps, same seeds)", "",
+         "| k | p | rho | DC c=1 | DC c=2 | P3C | DC c=1 / P3C | best DC / P3C | p/2 |", "|---|---|---|---|---|---|---|---|---|"]
+    for k in KS:
+        for p in (4, 8, 16):
+            for rho in (0.9, 0.95, 0.99):
+                a, b, c = (D[(m, k, p, rho, 0.1)] for m in ("dc", "dc-c2", "p3c"))
+                if not b or not c:
+                    continue
+                best = min(_mean(a), _mean(b))
+                L.append(f"| {k} | {p} | {rho} | {_mean(a) / k:.0f} | {_mean(b) / k:.0f} | {_mean(c) / k:.1f} | "
+                         f"{_mean(a) / _mean(c):.2f} | {best / _mean(c):.2f} | {p / 2:g} |")
+    return L + [""]
+
+
 def pcs_table() -> list[str]:
     L = ["### PCS of P3C (nominal 0.95, KN, delta = 0.5, n0 = 10; Wilson 95%)", "",
          "| file | cell | macroreps | PCS [Wilson] | mean samples | mean pilot n | mean ARI | n0 within / final |",
          "|---|---|---|---|---|---|---|---|"]
-    for nm in ("pcs4_hard", "pcs4_rho03", "pcs4_head20", "pcs2_hard", "pcs3_rho03", "pcs3_rho05", "pcs2_rho03",
-               "pcs_rho03", "pcs_rho05"):
+    labels = {"pcs5": "as shipped", "pcs5_c2": "c = 2 forced", "pcs4": "head start, c = 1"}
+    for nm in ("pcs5_hard", "pcs5_rho03", "pcs5_hard_c2", "pcs5_rho03_c2", "pcs4_hard", "pcs4_rho03", "pcs4_head20",
+               "pcs2_hard", "pcs3_rho03", "pcs3_rho05", "pcs2_rho03", "pcs_rho03", "pcs_rho05"):
         path = os.path.join(RES, nm + ".jsonl")
         if not os.path.exists(path):
             continue
@@ -188,9 +234,29 @@ def pcs_table() -> list[str]:
             continue
         _, k, p, rho, d, _ = rows[0]["key"]
         n0s = f"{_mean(rows, 'n0_within'):.1f} / {_mean(rows, 'n0_final'):.1f}" if "n0_within" in rows[0] else "10 / 10"
-        head = "head start" if nm.startswith("pcs4") else "no head start"
+        head = labels.get("pcs5_c2" if nm.endswith("_c2") else nm[:4], "no head start")
         L.append(f"| {nm} ({head}) | k={k}, p={p}, rho={rho} | {len(rows)} | {_pcs(rows)} | {_mean(rows):.0f} | "
                  f"{_mean(rows, 'pilot_n'):.2f} | {_mean(rows, 'ari'):.3f} | {n0s} |")
+    return L + [""]
+
+
+def floor_table() -> list[str]:
+    """kn_floor.py: KN's cost inside clusters of 256 (known variances vs P3C's first stage)."""
+    path = os.path.join(RES, "kn_floor.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = json.load(f)["rows"]
+    L = ["### KN's cost floor inside a cluster of 256 (kn_floor.py; samples per system, delta = 0.1)", "",
+         "known = variances known (h^2 at nu = infinity, first screening after one sample); otherwise S^2 "
+         "from df degrees of freedom and the first screening at r0 = pilot + n0, as P3C's within stage in "
+         "that cell. mix = 1 cluster holding the best + 15 tied clusters (the benchmark at p = 16); "
+         f"{rows[0]['reps']} simulated clusters of each kind.", "",
+         "| rho | c | variances | r0 | best's cluster (SE) | tied cluster (SE) | mix |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        var = "known" if r["df"] is None else f"df {r['df']}"
+        L.append(f"| {r['rho']} | {r['c']} | {var} | {r['r0']} | {r['best_cluster']:.1f} ({r['best_cluster_se']:.1f}) | "
+                 f"{r['tied_cluster']:.1f} ({r['tied_cluster_se']:.1f}) | {r['mix']:.1f} |")
     return L + [""]
 
 
@@ -246,9 +312,10 @@ def plot(D) -> None:
 
 def main() -> None:
     D = _load("regime_k1024", "regime_k4096", "regime2_k1024", "regime3_k1024", "regime3_k4096", "regime4_k1024",
-              "regime4_k4096", "rho0_k1024", "rho0b_k1024", "rho0b_k4096", "rho0c_k1024", "rho0c_k4096", "dc30_k1024",
-              "rho0_dcn0_k1024")
-    L = goal_table(D) + regime_tables(D) + breakdown_table(D) + rho0_table(D) + dcn0_table(D) + pcs_table() + budget_table()
+              "regime4_k4096", "regime5_k1024", "regime5_k4096", "regime5c2_k1024", "regime5c2_k4096", "rho0_k1024",
+              "rho0b_k1024", "rho0b_k4096", "rho0c_k1024", "rho0c_k4096", "rho0d", "dc30_k1024", "rho0_dcn0_k1024", "dcc2_goal")
+    L = (goal_table(D) + regime_tables(D) + c_table(D) + floor_table() + breakdown_table(D) + rho0_table(D)
+         + dcn0_table(D) + dcc2_table(D) + pcs_table() + budget_table())
     text = "\n".join(L) + "\n"
     with open(os.path.join(RES, "regime_tables.md"), "w") as f:
         f.write(text)
