@@ -193,15 +193,18 @@ def test_checkpoint_resume_identical(tmp_path, stop_at, budget):
     assert np.allclose(again.means, full.means)
 
 
-def test_head_start_same_on_every_backend_and_counted_once(executor):
+@pytest.mark.parametrize("kn_c", [1, 2])
+def test_head_start_same_on_every_backend_and_counted_once(executor, kn_c):
     """The within KN's head start (the pilot's sums): the same result serially and with every
-    group shipped to process workers; the pilot is counted once; it saves samples here."""
+    group shipped to process workers (also with KN's c = 2); the pilot is counted once; it
+    saves samples here."""
     prob = clustered(k=96, p=4, rho=0.9)
-    kw = dict(KW, delta=0.2, n_clusters=4, pilot=10)
+    kw = dict(KW, delta=0.2, n_clusters=4, pilot=10, kn_c=kn_c)
     ref = rands.select(prob, "p3c", seed=6, **kw)
     r = rands.select(prob, "p3c", seed=6, executor=executor, **kw)
     assert r.best == ref.best and np.array_equal(r.sample_sizes, ref.sample_sizes)
     ex = r.extras
+    assert ex["c_within"] == kn_c
     assert r.sample_sizes.sum() == r.total_samples == ex["pilot_samples"] + ex["within_samples"] \
         + ex["final_samples"]
     assert ex["pilot_samples"] == 96 * 10 and np.all(np.asarray(ex["within_n"]) >= ex["n0_within"])

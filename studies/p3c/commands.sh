@@ -56,3 +56,8 @@ python studies/p3c/regime_report.py
 studies/p3c/run_chain_i.sh "$(date -d '17:45' +%s)"
 studies/p3c/run_chain_j.sh "$(date -d '17:45' +%s)"
 python studies/p3c/regime_report.py
+
+# issue 16, KN's boundary parameter (P3C kn_c="auto", default): maps as shipped and with c = 2 forced,
+# validity with the default and c = 2, rho = 0, DC with c = 2 at the goal cells, the cost floor
+studies/p3c/run_chain_k.sh a & studies/p3c/run_chain_k.sh b & studies/p3c/run_chain_k.sh c
+python studies/p3c/regime_report.py

@@ -7,7 +7,9 @@ n0 = 10 (P3C's n0_auto may raise its first stages from the pilot), KN. The runs 
 for the review of issue 16 are the chain studies/p3c/run_chain_g.sh (regime_k*.jsonl hold
 the DC rows and the P3C of commit ac0922e, before n0_auto); with the head start (the current
 default; regime3_* = head_start=False) the chains run_chain_i.sh and run_chain_j.sh
-(regime4_*, pcs4_*, rho0c_k1024).
+(regime4_*, pcs4_*, rho0c_k1024); with KN's boundary parameter kn_c="auto" (the current default;
+regime4_* = kn_c=1) the chain run_chain_k.sh (regime5_*, regime5c2_* with c = 2 forced, pcs5_*,
+rho0d, dcc2_goal).
 
     nice -n 19 python studies/p3c/regime.py map --ks 1024 --reps 20 --out regime_k1024
     nice -n 19 python studies/p3c/regime.py map --ks 4096 --reps 20 --out regime_k4096
