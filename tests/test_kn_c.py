@@ -8,7 +8,7 @@ from scipy import integrate, stats
 import rands
 from rands.errors import ParameterError
 from rands.procedures.fixed_precision import KN
-from rands.procedures.fixed_precision.constants import kn_eta, kn_h2, kn_wrong_exit
+from rands.procedures.fixed_precision.constants import kn_eta, kn_h2, kn_h2_many, kn_wrong_exit
 from rands.procedures.p3c import P3C
 
 
@@ -37,6 +37,17 @@ def test_h2_solves_fabians_bound_by_quadrature(c, k, alpha, n0):
     val, _ = integrate.quad(f, 0, np.inf, limit=200, epsabs=1e-14, epsrel=1e-11)
     assert (k - 1) * val == pytest.approx(alpha, rel=1e-7)
     assert h2 > kn_h2(k, alpha, n0, c - 1)            # a larger c needs a larger h^2
+
+
+@pytest.mark.parametrize("c", [1, 2, 3])
+def test_h2_for_many_group_sizes_at_once(c):
+    """The vectorised solver (P3C's cost model) gives each size's h^2, solving the bound to
+    near machine precision."""
+    ks = np.array([2, 3, 64, 257, 10**5])
+    got = kn_h2_many(ks, 0.04, 20, c)
+    for k, h2 in zip(ks, got):
+        assert h2 == pytest.approx(kn_h2(int(k), 0.04, 20, c), rel=1e-12)
+        assert kn_wrong_exit(h2, int(k), 20, c) == pytest.approx(0.04, rel=1e-12)
 
 
 def test_fabians_formula_matches_brownian_motion():

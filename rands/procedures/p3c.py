@@ -91,7 +91,7 @@ from ..errors import ParameterError, check_alpha, check_delta, check_float, chec
 from ..params import (ALPHA, CRN, DELTA, NAME, PROBABILITY_OPEN, Boolean, Interval, Mapping_, Options,
                       Sequence_, ints, optional)
 from .base import Procedure, ProcedureOutput
-from .fixed_precision.constants import kn_h2
+from .fixed_precision.constants import kn_h2_many
 from .fixed_precision.kn_engine import run_kn_matches
 from .group import run_base
 
@@ -434,11 +434,14 @@ def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0, c: int = 
     one = float(n0) + _after_head(mu, head)
     if c == 1:
         return one
-    uniq, inv = np.unique(np.maximum(size, 2.0), return_inverse=True)
-    h2c = np.array([kn_h2(int(u), float(a), int(n0), int(c)) for u in uniq])[inv].reshape(size.shape)
-    mu_c = _KN_FRACTION * 3.0 / (2 * c + 1) * h2c * np.asarray(sd2) / float(delta) ** 2
     eligible = (int(n0) >= _C_MIN_N0) & (mu >= _C_LONG * (np.asarray(head) + float(n0)))
-    return np.where(eligible, float(n0) + _after_head(mu_c, head), one * _C_PENALTY)
+    out = one * _C_PENALTY
+    if np.any(eligible):
+        uniq, inv = np.unique(np.maximum(size, 2.0), return_inverse=True)
+        h2c = kn_h2_many(uniq, float(a), int(n0), int(c))[inv].reshape(size.shape)
+        mu_c = _KN_FRACTION * 3.0 / (2 * c + 1) * h2c * np.asarray(sd2) / float(delta) ** 2
+        out = np.where(eligible, float(n0) + _after_head(mu_c, head), out)
+    return out
 
 
 def _after_head(mu, head):

@@ -138,26 +138,40 @@ def kn_h2(k: int, alpha: float, n0: int, c: int = 1) -> float:
     k = check_int("k", k, low=2)
     alpha = check_alpha(alpha)
     n0 = check_int("n0", n0, low=2)
-    return _kn_h2_c(k, float(alpha), n0, c)
+    return float(kn_h2_many(np.array([k]), float(alpha), n0, c)[0])
 
 
-def kn_wrong_exit(h2: float, k: int, n0: int, c: int) -> float:
-    """g(h^2) of :func:`kn_h2` times (k - 1): the Bonferroni bound on KN's error for h^2."""
+def kn_wrong_exit(h2, k, n0: int, c: int):
+    """g(h^2) of :func:`kn_h2` times (k - 1): the Bonferroni bound on KN's error for h^2
+    (elementwise over arrays h2, k)."""
     nu = float(n0 - 1)
-    tot = 0.0
+    h2 = np.asarray(h2, dtype=np.float64)
+    tot = np.zeros(h2.shape)
     for l in range(1, c + 1):
         w = 1.0 - 0.5 * (l == c)
-        tot += (-1) ** (l + 1) * w * float(np.exp(-0.5 * nu * np.log1p((2 * c - l) * l * h2 / (c * c * nu))))
-    return tot * (k - 1)
+        tot += (-1) ** (l + 1) * w * np.exp(-0.5 * nu * np.log1p((2 * c - l) * l * h2 / (c * c * nu)))
+    out = tot * (np.asarray(k, dtype=np.float64) - 1.0)
+    return float(out) if out.ndim == 0 else out
 
 
-@lru_cache(maxsize=4096)
-def _kn_h2_c(k: int, alpha: float, n0: int, c: int) -> float:
-    f = lambda h2: kn_wrong_exit(h2, k, n0, c) - alpha  # noqa: E731
-    hi = 2.0 * c * c * kn_eta(k, alpha, n0) * (n0 - 1)   # g at c's h^2 <= g at c = 1's scaled bound
-    while f(hi) > 0:
-        hi *= 2.0
-    return float(optimize.brentq(f, 1e-12, hi, xtol=ROOT_XTOL, rtol=1e-14))
+def kn_h2_many(k: np.ndarray, alpha: float, n0: int, c: int) -> np.ndarray:
+    """:func:`kn_h2` for an array of group sizes k (>= 2) at once: bisection on log h^2 (64
+    halvings of a bracket that starts at [1e-12, 2 c^2 h^2(c = 1)] and grows until it holds;
+    g is decreasing in h^2), relative accuracy near machine precision."""
+    k = np.asarray(k, dtype=np.float64)
+    if c == 1:
+        return np.array([kn_h2(int(v), alpha, n0) for v in k.ravel()]).reshape(k.shape)
+    nu = n0 - 1
+    h1 = nu * np.expm1(-2.0 / nu * np.log(2.0 * alpha / (k - 1.0)))      # c = 1's h^2
+    lo = np.full(k.shape, np.log(1e-12))
+    hi = np.log(2.0 * c * c * h1)
+    while np.any(bad := kn_wrong_exit(np.exp(hi), k, n0, c) > alpha):
+        hi = np.where(bad, hi + np.log(2.0), hi)
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        above = kn_wrong_exit(np.exp(mid), k, n0, c) > alpha
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return np.exp(0.5 * (lo + hi))
 
 
 def _min_chi2_rule(nu: float, refine: int = 1) -> tuple[np.ndarray, np.ndarray]:
