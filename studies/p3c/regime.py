@@ -96,7 +96,8 @@ def _run(prob, proc: str, params: dict, seed) -> dict:
 def _method(meth: str, p: int, d: float) -> tuple[str, dict]:
     """"dc", "p3c" (as shipped), "dcN" (DC with first stage N), "dc-c2" (DC with KN's c = 2),
     "p3c-fixed-n0" (n0_auto off),
-    "p3c-cN" (KN's boundary parameter fixed at N; the default kn_c="auto" chooses 1 or 2)."""
+    "p3c-cN" (KN's boundary parameter fixed at N; the default kn_c="auto" chooses 1 or 2),
+    "p3c-pilotN" (a fixed pilot of N instead of the adaptive one)."""
     params = dict(alpha=ALPHA, delta=d, n0=N0, base="kn")
     if meth == "dc-c2":                   # DC with KN's boundary parameter c = 2
         return "dc", {**params, "n_groups": p, "base_params": {"c": 2}}
@@ -108,6 +109,8 @@ def _method(meth: str, p: int, d: float) -> tuple[str, dict]:
         params["n0_auto"] = False
     if meth.startswith("p3c-c"):
         params["kn_c"] = int(meth[5:])
+    if meth.startswith("p3c-pilot"):                # a fixed pilot instead of the adaptive one
+        params["pilot"] = int(meth[9:])
     return "p3c", {**params, "n_clusters": p}
 
 
