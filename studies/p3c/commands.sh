@@ -61,3 +61,4 @@ python studies/p3c/regime_report.py
 # validity with the default and c = 2, rho = 0, DC with c = 2 at the goal cells, the cost floor
 studies/p3c/run_chain_k.sh a & studies/p3c/run_chain_k.sh b & studies/p3c/run_chain_k.sh c
 python studies/p3c/regime_report.py
+nice python studies/p3c/regime.py map --ks 4096 --ps 16 --rhos 0.9 0.95 --deltas 0.1 --reps 20 --methods p3c-pilot10 p3c-pilot14 --out pilot_fixed_k4096
