@@ -24,9 +24,9 @@ sum_l - sum_i > max(0, h^2 S_il^2 / (2 c delta) - delta r / (2 c)), with S_il^2 
 first-stage variance of X_i - X_l and c the boundary parameter (default 1);
 eliminations within a stage are simultaneous. The region for c is the c = 1
 region for delta / c and h^2 / c^2 (both close at h^2 S_il^2 / delta^2), which is
-how the kernels run it: a match stores h^2 / c^2 and screens with delta / c. A group stops when one system is left or every continuation
-region has closed (r >= r_close; then the largest sum wins, lowest index on a
-tie).
+how the kernels run it: a match stores h^2 / c^2 and screens with delta / c.
+A group stops when one system is left or every continuation region has closed
+(r >= r_close; then the largest sum wins, lowest index on a tie).
 """
 from __future__ import annotations
 
