@@ -415,7 +415,14 @@ def _kn_per_system(size, a: float, sd2, n0: int, delta: float, head=0, c: int = 
     """Heuristic expected samples per system of KN in a group: n0 + f h^2 s_D^2 / delta^2.
 
     h^2 = 2 eta (n0 - 1) with Kim & Nelson's (2001) eta for size systems at error a,
-    f = :data:`_KN_FRACTION`. For the boundary parameter c > 1, h^2 = h^2(c) and
+    f = :data:`_KN_FRACTION`. A larger n0 buys a smaller h^2 (the t-like penalty of
+    estimating s_D^2 from n0 - 1 degrees of freedom), which is why n0_auto searches it.
+    With a head start of ``head`` pilot samples a system eliminated after S sequential
+    samples takes max(S - head, 0) new ones; with S taken exponential with mean
+    mu = f h^2 s_D^2 / delta^2 that is n0 + mu exp(-head / mu) (about mu - head for a long
+    sequential stage, and never 0 for a short one, which would push alpha_split to its floor).
+
+    For the boundary parameter c > 1, h^2 = h^2(c) and
     f = :data:`_KN_FRACTION` * 3 / (2c + 1): a pair with drift delta leaves the region
     at h^2 S^2 / ((2c + 1) delta^2) (at h^2 S^2 / (3 delta^2) for c = 1). That only holds
     where the sequential stage is long and S^2 has many degrees of freedom: c > 1 is eligible
