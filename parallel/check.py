@@ -45,6 +45,10 @@ CASES: dict[str, tuple[dict, dict]] = {
     "kn/k=150": ({"k": 150, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10}),
     "kt/crn": ({"k": 60, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "g": 5, "n_groups": 3,
                                          "crn": True}),
+    # KN's boundary parameter c = 2 (one stage at a time), alone and inside P3C's clusters
+    "kn/c=2": ({"k": 20, "delta": 0.5}, {"alpha": 0.05, "delta": 0.5, "n0": 10, "c": 2, "lookahead": 1}),
+    "p3c/kn_c=2": ({"k": 64, "delta": 0.5, "rho": 0.5}, {"base": "kn", "alpha": 0.05, "delta": 0.5, "n0": 10,
+                                                        "n_clusters": 4, "kn_c": 2}),
 }
 
 

@@ -102,7 +102,7 @@ def _spec(name):
 
 # KN and KT one stage at a time, so that stop 3 falls inside a match (their default look-ahead
 # puts a small case in one or two blocks; a stop at the first block boundary covers it)
-@pytest.mark.parametrize("name", ["kn/lookahead=1", "kt/lookahead=1", "kt/crn", "fbkt", "ocba", "efg",
+@pytest.mark.parametrize("name", ["kn/lookahead=1", "kn/c=2", "kt/lookahead=1", "kt/crn", "fbkt", "ocba", "efg",
                                   "gsp", "pass"])
 @pytest.mark.parametrize("stop_at", [1, 3])
 def test_resume_gives_identical_result(tmp_path, name, stop_at):
