@@ -51,18 +51,17 @@ the rest) is valid but needs the base to accept an external variance estimate
 with fewer degrees of freedom, which the black-box bases do not. Splitting is
 the cheapest design that keeps any base's own guarantee intact.
 
-Measured (studies/p3c/README.md, "Head start"; symmetric clustered benchmark, KN,
-n0 = 10, 20 macroreps a cell, seeds of regime3; ``regime.py map --ks 1024|4096 --rhos
-0.9 0.95 0.99 --ps 4 8 16 --deltas 0.1 --methods p3c --out regime4_k1024|4096``): DC/P3C
-at delta = 0.1, p = 4/8/16, with the head start (before it): k = 1024: 3.3/5.3/8.4
-(3.0/4.6/7.4) at rho 0.9, 3.9/6.7/12.2 (3.4/5.9/10.4) at 0.95, 4.5/9.9/14.5
-(4.2/9.2/13.9) at 0.99, p/2 met in all 9 cells; k = 4096: 2.9/3.9/6.0, 3.0/4.6/7.5,
-3.3/6.9/10.8, met in 6 of 9 (not p = 8, rho 0.9; p = 16, rho 0.9 and 0.95: DC's groups
-of 256 hold 16 systems of each cluster there, so DC itself is cheap). Against DC with
-n0 = 30 (k = 1024) about half of that (4.5 at p = 16, rho = 0.9), since DC gains from a
-larger first stage too. PCS over 1000 macroreps (``regime.py pcs ... --out pcs4_*``):
-0.973 [0.961, 0.981] at k = 256, p = 64, rho = 0.3, pilot 3 (ARI 0.008); 0.970
-[0.957, 0.979] at p = 16, rho = 0.3; 0.983 [0.973, 0.989] there with a 20-sample pilot.
+Measured (studies/p3c/README.md, "KN's boundary parameter"; symmetric clustered benchmark,
+KN, n0 = 10, 20 macroreps a cell on the regime seeds; ``studies/p3c/run_chain_k.sh``, as
+shipped: head start and kn_c="auto"): DC/P3C at delta = 0.1, p = 4/8/16: k = 1024:
+3.6/5.3/8.6 at rho 0.9, 3.9/6.8/12.5 at 0.95, 4.5/10.1/15.2 at 0.99, p/2 met in all 9
+cells; k = 4096: 3.3/4.3/6.3, 3.0/4.6/7.6, 3.3/7.0/10.9, met in 7 of 9 (not p = 16 at rho
+0.9 and 0.95: DC's groups of 256 hold 16 systems of each cluster there, so DC itself is
+cheap, and KN inside clusters of 256 costs at least 100 samples a system at rho 0.9 even
+with known variances). Against DC with n0 = 30 (k = 1024) about half of that (4.6 at
+p = 16, rho = 0.9), since DC gains from a larger first stage too. PCS over 1000 macroreps
+(``regime.py pcs ... --out pcs5_*``): 0.973 [0.961, 0.981] at k = 256, p = 64, rho = 0.3,
+pilot 3 (ARI 0.008); 0.970 [0.957, 0.979] at p = 16, rho = 0.3.
 
 Big groups: KN holds a pairwise S^2 matrix, (group size)^2 entries. Groups
 larger than ``max_pairwise`` run with ``large_base`` (default "kt", knockout
@@ -695,8 +694,6 @@ class P3C(_Pipeline):
             check_int("n_candidates", self.n_candidates, low=1)
         if isinstance(self.alpha_split, str) and self.alpha_split != "auto":
             raise ParameterError(f"alpha_split must be in (0, 1) or 'auto', got {self.alpha_split!r}")
-        if isinstance(self.kn_c, str) and self.kn_c != "auto":
-            raise ParameterError(f"kn_c must be a positive integer or 'auto', got {self.kn_c!r}")
         if "c" in (self.base_params or {}):
             raise ParameterError("set KN's boundary parameter c through kn_c, not base_params")
         if self.pilot == "adaptive":
@@ -721,9 +718,12 @@ class P3C(_Pipeline):
         if self.partition is not None and len(self.partition) != problem.k:
             raise ParameterError(f"partition has {len(self.partition)} labels for k={problem.k} systems")
 
+    def _split_pilot(self) -> bool:
+        """A split pilot drawn for the fixed-precision pipeline (no budget, no oracle partition)."""
+        return self.pilot_mode == "split" and self.budget is None and self.partition is None
+
     def _adaptive(self) -> bool:
-        return self.pilot_mode == "split" and self.budget is None and self.partition is None \
-            and self.pilot in (None, "adaptive")
+        return self._split_pilot() and self.pilot in (None, "adaptive")
 
     def _n_pilot(self) -> int:
         """The (first) pilot size."""
@@ -735,8 +735,7 @@ class P3C(_Pipeline):
 
     def _head_n(self, pilot_n: int) -> int:
         """The within KN's head start: the split pilot's n_p samples (0 when off or no pilot)."""
-        split = self.pilot_mode == "split" and self.budget is None and self.partition is None
-        return int(pilot_n) if (self.head_start and split and self.base == "kn") else 0
+        return int(pilot_n) if (self.head_start and self._split_pilot() and self.base == "kn") else 0
 
     def _replay(self) -> int:
         if self.partition is not None:
@@ -760,8 +759,7 @@ class P3C(_Pipeline):
         oracle partition, which has no pilot to choose from)."""
         if not isinstance(self.kn_c, str):
             return (int(self.kn_c),)
-        split = self.pilot_mode == "split" and self.budget is None and self.partition is None
-        return _C_GRID if split else (1,)
+        return _C_GRID if self._split_pilot() else (1,)
 
     def _splits(self) -> tuple:
         if not isinstance(self.alpha_split, str):

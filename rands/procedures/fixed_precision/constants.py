@@ -159,10 +159,10 @@ def kn_h2_many(k: np.ndarray, alpha: float, n0: int, c: int) -> np.ndarray:
     halvings of a bracket that starts at [1e-12, 2 c^2 h^2(c = 1)] and grows until it holds;
     g is decreasing in h^2), relative accuracy near machine precision."""
     k = np.asarray(k, dtype=np.float64)
-    if c == 1:
-        return np.array([kn_h2(int(v), alpha, n0) for v in k.ravel()]).reshape(k.shape)
     nu = n0 - 1
-    h1 = nu * np.expm1(-2.0 / nu * np.log(2.0 * alpha / (k - 1.0)))      # c = 1's h^2
+    h1 = nu * np.expm1(-2.0 / nu * np.log(2.0 * alpha / (k - 1.0)))      # c = 1's h^2 (closed form)
+    if c == 1:
+        return h1
     lo = np.full(k.shape, np.log(1e-12))
     hi = np.log(2.0 * c * c * h1)
     while np.any(bad := kn_wrong_exit(np.exp(hi), k, n0, c) > alpha):

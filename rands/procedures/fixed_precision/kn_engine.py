@@ -289,7 +289,7 @@ def run_kn_matches(ctx, groups: list[np.ndarray], *, alpha: float, delta: float,
     if shipping or (workers > 1 and len(groups) > 1 and est > threshold and not resuming):
         return _ship_matches(ctx, groups, workers=workers, cost=cost, st=st, key=prefix + "shipped",
                              save=save, head_sums=hs, alpha=alpha, delta=delta, n0=n0, crn=crn,
-                             lookahead=lookahead, head_n=int(head_n), **({"c": int(c)} if c != 1 else {}))
+                             lookahead=lookahead, head_n=int(head_n), c=int(c))
     # here: on a child context (the statistics of these matches start at zero and are merged
     # at the end, the same arithmetic as a worker's), checkpointed at every block boundary
     st = {} if st is None else st
